@@ -1,0 +1,683 @@
+"""The dynamical mass estimator: phase space -> cylinder -> KDE image -> CNN -> M200c.
+
+`DynamicalMassEstimator` wraps a trained `~astro_cnnmass.weights.ModelBundle` (by default the
+CNN_2D bundled with the package) and everything needed to use it consistently with its training:
+the cylinder, the feature configuration, the redshift and mass domain, and the M–σ power law
+fitted on the same training mocks. Every result carries the classical cross-checks beside the CNN
+mass, and flags when the input is outside the model's domain.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.cosmology import Cosmology
+from astropy.table import QTable, Table
+from scipy.stats import norm
+
+from .classical import MSUN_H, MSigmaPowerLaw, evrard_mass
+from .exceptions import AstroCnnmassWarning, InputError, TooFewGalaxiesError
+from .phase_space import MPC_H, Cylinder, PhaseSpace, phase_space
+
+__all__ = [
+    "QUANTILE_LEVELS",
+    "DynamicalMassEstimator",
+    "MassEstimate",
+    "estimate_mass",
+]
+
+_KMS = u.km / u.s
+#: Quantile levels reported with every estimate.
+QUANTILE_LEVELS = (0.05, 0.16, 0.5, 0.84, 0.95)
+#: Minimum number of galaxies in the cylinder for any estimate (the KDE needs a covariance).
+MIN_GALAXIES_HARD = 3
+
+
+@dataclass
+class MassEstimate:
+    """The result of a dynamical mass estimate for one cluster.
+
+    Attributes
+    ----------
+    mass : `~astropy.units.Quantity`
+        Point estimate of M200c in Msun/h (the median of the predictive distribution), NaN if
+        the cluster could not be measured.
+    log_mass, log_mass_std : float
+        Mean and standard deviation of the predictive distribution of log10 M200c [dex].
+    mass_interval : tuple of `~astropy.units.Quantity` or None
+        The central 68 % interval (16th, 84th percentiles), Msun/h.
+    quantiles : dict
+        Percentile level (0.05, 0.16, 0.5, 0.84, 0.95) -> M200c Quantity.
+    m_sigma : `~astropy.units.Quantity`
+        M–σ cross-check: the power law fitted on the model's own training mocks, applied to the
+        standard deviation of all cylinder galaxies (as Ho et al. 2019), Msun/h.
+    m_sigma_evrard : `~astropy.units.Quantity`
+        Evrard et al. 2008 dark-matter relation applied to the same σ, Msun/h.
+    sigma_v : `~astropy.units.Quantity`
+        Standard deviation of the cylinder galaxies' velocities, km/s.
+    n_members : int
+        Galaxies inside the cylinder.
+    z_cluster : float
+        Cluster redshift used.
+    flags : tuple of str
+        Warnings about this estimate (see `DynamicalMassEstimator` for the list).
+    method : str
+        ``'cnn2d'`` (or the bundle's model name) or ``'m_sigma_evrard'`` without a network.
+    phase_space : `~astro_cnnmass.phase_space.PhaseSpace` or None
+        All input galaxies in phase space.
+    in_cylinder : ndarray of bool or None
+        Which rows of ``phase_space`` are inside the cylinder.
+    image : ndarray or None
+        The KDE image the network saw (axis 0: velocity, axis 1: radius).
+    cylinder : `~astro_cnnmass.phase_space.Cylinder`
+        The cylinder used.
+    """
+
+    mass: u.Quantity
+    log_mass: float
+    log_mass_std: float
+    mass_interval: tuple[u.Quantity, u.Quantity] | None
+    quantiles: dict[float, u.Quantity]
+    m_sigma: u.Quantity
+    m_sigma_evrard: u.Quantity
+    sigma_v: u.Quantity
+    n_members: int
+    z_cluster: float
+    flags: tuple[str, ...]
+    method: str
+    cylinder: Cylinder
+    phase_space: PhaseSpace | None = None
+    in_cylinder: np.ndarray | None = None
+    image: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when a mass was measured (it may still carry warning flags)."""
+        return bool(np.isfinite(self.log_mass))
+
+    def summary(self) -> str:
+        """A readable multi-line summary."""
+        lines = [f"M200c ({self.method}) = {_fmt_mass(self.mass)}"]
+        if self.mass_interval is not None:
+            lo, hi = self.mass_interval
+            lines.append(f"  68% interval: [{_fmt_mass(lo)}, {_fmt_mass(hi)}]")
+            lines.append(f"  log10 M200c = {self.log_mass:.3f} +- {self.log_mass_std:.3f} dex")
+        lines.append(f"M-sigma cross-check (training fit) = {_fmt_mass(self.m_sigma)}")
+        lines.append(f"M-sigma (Evrard et al. 2008)      = {_fmt_mass(self.m_sigma_evrard)}")
+        lines.append(f"sigma_v = {self.sigma_v.to_value(_KMS):.0f} km/s from "
+                     f"{self.n_members} galaxies in the cylinder "
+                     f"(R < {self.cylinder.aperture_mpch:g} Mpc/h, "
+                     f"|v| < {self.cylinder.v_cut_kms:g} km/s), z_cluster = {self.z_cluster:.5f}")
+        lines.append("flags: " + (", ".join(self.flags) if self.flags else "none"))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dictionary (masses in Msun/h)."""
+        interval = self.mass_interval
+        return {
+            "method": self.method,
+            "mass_msun_h": _val(self.mass),
+            "log_mass": float(self.log_mass),
+            "log_mass_std": float(self.log_mass_std),
+            "mass_interval_msun_h": None if interval is None else [_val(q) for q in interval],
+            "quantiles_msun_h": {str(k): _val(q) for k, q in self.quantiles.items()},
+            "m_sigma_msun_h": _val(self.m_sigma),
+            "m_sigma_evrard_msun_h": _val(self.m_sigma_evrard),
+            "sigma_v_kms": float(self.sigma_v.to_value(_KMS)),
+            "n_members": int(self.n_members),
+            "z_cluster": float(self.z_cluster),
+            "cylinder": self.cylinder.to_dict(),
+            "flags": list(self.flags),
+        }
+
+    def to_table(self) -> QTable:
+        """The estimate as a one-row QTable (the row format of `estimate_many`)."""
+        return _rows_to_table([_row(self)])
+
+    def plot(self, fig=None):
+        """Phase-space diagram, KDE image and mass posterior; see `astro_cnnmass.plotting`."""
+        from .plotting import plot_estimate
+
+        return plot_estimate(self, fig=fig)
+
+
+def _val(q: u.Quantity) -> float:
+    return float(q.to_value(MSUN_H))
+
+
+def _fmt_mass(q: u.Quantity) -> str:
+    value = q.to_value(MSUN_H)
+    if not np.isfinite(value):
+        return "nan Msun/h"
+    return f"{value:.3e} Msun/h"
+
+
+class DynamicalMassEstimator:
+    """Estimate cluster masses M200c with a trained CNN (Ho et al. 2019, arXiv:1902.05950).
+
+    Parameters
+    ----------
+    bundle : `~astro_cnnmass.weights.ModelBundle` or None
+        The trained model. ``None`` gives a network-free estimator that answers with the
+        Evrard et al. 2008 M–σ relation only (``method='m_sigma_evrard'``); use
+        :meth:`load` for the bundled CNN_2D.
+    device : str or torch.device, optional
+        Where the network runs; default CUDA when available, else CPU.
+
+    Notes
+    -----
+    Flags that a result can carry:
+
+    ``few_galaxies``
+        fewer galaxies in the cylinder than the model's minimum (10 by default);
+    ``too_few_galaxies``
+        fewer than 3: no estimate (NaN mass, batch paths only; single calls raise);
+    ``z_outside_training``
+        cluster redshift outside the redshift range of the training mocks;
+    ``mass_at_edge``
+        the prediction lies within 0.1 dex of the edge of the training mass range;
+    ``kde_undefined``
+        the KDE image could not be built (e.g. degenerate covariance);
+    ``center_estimated`` / ``z_estimated``
+        the centre / redshift were estimated from the galaxies;
+    ``no_network``
+        no trained network was used.
+    """
+
+    def __init__(self, bundle: Any = None, *, device: Any = None) -> None:
+        self.bundle = bundle
+        self._predictor = None
+        self._device = device
+        if bundle is None:
+            self.cylinder = Cylinder()
+            self.m_sigma_law = None
+            self.domain: dict[str, float] = {}
+            self.method = "m_sigma_evrard"
+            self.feature_config = None
+        else:
+            from .features import FeatureConfig
+
+            self.cylinder = Cylinder.from_dict(dict(bundle.cylinder))
+            self.m_sigma_law = MSigmaPowerLaw.from_dict(dict(bundle.m_sigma))
+            self.domain = dict(bundle.domain)
+            self.method = str(bundle.network_config.get("name", "cnn2d"))
+            self.feature_config = FeatureConfig.from_dict(dict(bundle.feature_config))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, device: Any = None) -> DynamicalMassEstimator:
+        """Load a model bundle (default: the CNN_2D shipped with the package).
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            An ASDF model file written by ``astro-cnnmass train``.
+        device : str or torch.device, optional
+            Where to run the network.
+        """
+        from .weights import ModelBundle, bundled_model_path
+
+        bundle = ModelBundle.read(bundled_model_path() if path is None else path)
+        return cls(bundle, device=device)
+
+    def __repr__(self) -> str:
+        return (f"DynamicalMassEstimator(method={self.method!r}, "
+                f"cylinder=({self.cylinder.aperture}, {self.cylinder.v_cut}))")
+
+    @property
+    def min_galaxies(self) -> int:
+        """Fewest cylinder galaxies without a ``few_galaxies`` flag."""
+        return int(self.domain.get("n_min_galaxies", 10))
+
+    # ------------------------------------------------------------------ single clusters
+    def estimate(
+        self,
+        members: Table | SkyCoord,
+        *,
+        z_cluster: float | None = None,
+        center: SkyCoord | None = None,
+        cosmology: Cosmology | None = None,
+        **phase_space_kwargs: Any,
+    ) -> MassEstimate:
+        """Estimate M200c of one cluster from its galaxies.
+
+        Parameters
+        ----------
+        members : `~astropy.table.Table` or `~astropy.coordinates.SkyCoord`
+            Galaxies with positions and redshifts (see :func:`~astro_cnnmass.phase_space`).
+        z_cluster : float, optional
+            Cluster redshift (estimated from the galaxies if omitted).
+        center : `~astropy.coordinates.SkyCoord`, optional
+            Cluster centre (estimated from the galaxies if omitted).
+        cosmology : `~astropy.cosmology.Cosmology`, optional
+            Default Planck18.
+        **phase_space_kwargs
+            Passed to :func:`~astro_cnnmass.phase_space` (``redshifts``, ``ra_column``, ...).
+
+        Returns
+        -------
+        MassEstimate
+
+        Raises
+        ------
+        TooFewGalaxiesError
+            Fewer than 3 galaxies inside the cylinder.
+        """
+        ps = phase_space(members, center=center, z_cluster=z_cluster, cosmology=cosmology,
+                         **phase_space_kwargs)
+        return self._estimate_one(ps)
+
+    def estimate_phase_space(
+        self, R: u.Quantity, v: u.Quantity, z_cluster: float, *, cosmology: Cosmology | None = None
+    ) -> MassEstimate:
+        """Estimate M200c from a ready projected phase space.
+
+        Parameters
+        ----------
+        R : `~astropy.units.Quantity`
+            Projected radii, physical Mpc/h (or Mpc, converted with the cosmology's h).
+        v : `~astropy.units.Quantity`
+            Rest-frame line-of-sight velocities, km/s.
+        z_cluster : float
+            Cluster redshift.
+        cosmology : `~astropy.cosmology.Cosmology`, optional
+            Only used to convert R given in Mpc; default Planck18.
+        """
+        ps = phase_space(R=R, v=v, z_cluster=z_cluster, cosmology=cosmology)
+        return self._estimate_one(ps)
+
+    def _estimate_one(self, ps: PhaseSpace) -> MassEstimate:
+        inside = ps.cylinder_mask(self.cylinder)
+        n_in = int(inside.sum())
+        if n_in < MIN_GALAXIES_HARD:
+            raise TooFewGalaxiesError(
+                f"only {n_in} galaxies inside the cylinder (R < {self.cylinder.aperture}, "
+                f"|v| < {self.cylinder.v_cut}); at least {MIN_GALAXIES_HARD} are needed "
+                f"and {self.min_galaxies} recommended"
+            )
+        R = ps.R.to_value(MPC_H)[inside]
+        v = ps.v.to_value(_KMS)[inside]
+        batch = self.predict_packed(R, v, np.array([0, n_in]), np.array([ps.z_cluster]),
+                                    keep_images=True)
+        flags = list(batch["flags"][0])
+        if ps.center_estimated:
+            flags.append("center_estimated")
+        if ps.z_cluster_estimated:
+            flags.append("z_estimated")
+        for flag in flags:
+            if flag in ("few_galaxies", "z_outside_training", "mass_at_edge", "kde_undefined"):
+                warnings.warn(f"mass estimate flagged: {flag}", AstroCnnmassWarning, stacklevel=3)
+        return _estimate_from_batch(batch, 0, self, ps, inside, tuple(flags))
+
+    # ------------------------------------------------------------------ batches
+    def predict_packed(
+        self,
+        R_mpch: np.ndarray,
+        v_kms: np.ndarray,
+        offsets: np.ndarray,
+        z_cluster: np.ndarray,
+        *,
+        keep_images: bool = False,
+        chunk_size: int = 65536,
+    ) -> dict[str, Any]:
+        """Batched core: cylinder galaxies of many clusters (packed) -> masses.
+
+        Parameters
+        ----------
+        R_mpch, v_kms : ndarray
+            Flat arrays of projected radii (physical Mpc/h) and velocities (km/s) of galaxies
+            *already inside the cylinder*.
+        offsets : ndarray of int
+            Cluster ``i`` is ``slice(offsets[i], offsets[i + 1])``.
+        z_cluster : ndarray
+            Cluster redshifts.
+        keep_images : bool
+            Also return the KDE images.
+        chunk_size : int
+            Clusters per chunk for features and network (memory bound).
+
+        Returns
+        -------
+        dict
+            ``log_mass``, ``log_mass_std``, ``sigma_v``, ``n``, ``log_m_sigma``,
+            ``log_m_evrard``, ``flags`` (list of lists of str), ``images`` (if requested).
+        """
+        R_mpch = np.asarray(R_mpch, dtype=float)
+        v_kms = np.asarray(v_kms, dtype=float)
+        offsets = np.asarray(offsets, dtype=np.int64)
+        z = np.atleast_1d(np.asarray(z_cluster, dtype=float))
+        n_clusters = offsets.size - 1
+        if z.shape != (n_clusters,):
+            raise InputError(f"z_cluster has shape {z.shape}, expected ({n_clusters},)")
+        counts = np.diff(offsets)
+        sigma = _grouped_std(v_kms, offsets)
+        sigma[counts < MIN_GALAXIES_HARD] = np.nan
+        log_mean = np.full(n_clusters, np.nan)
+        log_std = np.full(n_clusters, np.nan)
+        images = None
+        valid = counts >= MIN_GALAXIES_HARD
+        if self.bundle is not None:
+            from .features import kde_images
+
+            if keep_images:
+                images = []
+            for start in range(0, n_clusters, chunk_size):
+                stop = min(start + chunk_size, n_clusters)
+                o = offsets[start:stop + 1]
+                imgs, ok = kde_images(R_mpch[o[0]:o[-1]], v_kms[o[0]:o[-1]], o - o[0],
+                                      self.feature_config)
+                ok &= valid[start:stop]
+                if ok.any():
+                    pred = self._get_predictor().predict(imgs[ok], z[start:stop][ok])
+                    idx = np.arange(start, stop)[ok]
+                    log_mean[idx] = pred["mean"]
+                    log_std[idx] = self._calibrated_std(pred["std"])
+                valid[start:stop] = ok
+                if keep_images:
+                    images.append(imgs)
+            if keep_images:
+                images = np.concatenate(images) if images else None
+        log_m_sigma = (self.m_sigma_law.predict_log_mass(sigma) if self.m_sigma_law is not None
+                       else np.full(n_clusters, np.nan))
+        log_m_evrard = np.array([
+            np.log10(evrard_mass(s * _KMS, zz).to_value(MSUN_H)) if np.isfinite(s) else np.nan
+            for s, zz in zip(sigma, z)
+        ])
+        if self.bundle is None:
+            log_mean = np.where(valid, log_m_evrard, np.nan)
+        flags = self._flags(counts, z, log_mean, valid)
+        out = {
+            "log_mass": log_mean,
+            "log_mass_std": log_std,
+            "sigma_v": sigma,
+            "n": counts,
+            "log_m_sigma": log_m_sigma,
+            "log_m_evrard": log_m_evrard,
+            "flags": flags,
+        }
+        if keep_images:
+            out["images"] = images
+        return out
+
+    def _calibrated_std(self, std: np.ndarray) -> np.ndarray:
+        calib = dict(self.bundle.metrics.get("calibration", {})) if self.bundle else {}
+        scale = float(calib.get("std_scale", 1.0))
+        floor = float(calib.get("std_fallback", np.nan))
+        std = np.asarray(std, dtype=float) * scale
+        return np.where(np.isfinite(std), std, floor)
+
+    def _flags(self, counts, z, log_mean, valid) -> list[list[str]]:
+        z_lo, z_hi = self.domain.get("z_min", -np.inf), self.domain.get("z_max", np.inf)
+        m_lo = self.domain.get("log_m_min", -np.inf)
+        m_hi = self.domain.get("log_m_max", np.inf)
+        flags: list[list[str]] = []
+        for i in range(counts.size):
+            f = []
+            if self.bundle is None:
+                f.append("no_network")
+            if counts[i] < MIN_GALAXIES_HARD:
+                f.append("too_few_galaxies")
+            elif counts[i] < self.min_galaxies:
+                f.append("few_galaxies")
+            if not (z_lo <= z[i] <= z_hi):
+                f.append("z_outside_training")
+            if counts[i] >= MIN_GALAXIES_HARD and not valid[i]:
+                f.append("kde_undefined")
+            if np.isfinite(log_mean[i]) and self.bundle is not None and (
+                log_mean[i] < m_lo + 0.1 or log_mean[i] > m_hi - 0.1
+            ):
+                f.append("mass_at_edge")
+            flags.append(f)
+        return flags
+
+    def _get_predictor(self):
+        if self._predictor is None:
+            from .inference import Predictor
+
+            self._predictor = Predictor(self.bundle, device=self._device)
+        return self._predictor
+
+    def estimate_many(
+        self,
+        members: Table,
+        *,
+        clusters: Table | None = None,
+        cluster_column: str = "cluster_id",
+        cosmology: Cosmology | None = None,
+        ra_column: str = "ra",
+        dec_column: str = "dec",
+        z_column: str = "z",
+        progress: bool = False,
+    ) -> QTable:
+        """Estimate the masses of many clusters; one row a cluster, never a crash of the batch.
+
+        Parameters
+        ----------
+        members : `~astropy.table.Table`
+            Galaxies of all clusters, with a ``cluster_column`` naming the cluster of each row.
+        clusters : `~astropy.table.Table`, optional
+            One row a cluster with ``cluster_column``, ``ra``, ``dec`` (deg) and ``z`` columns:
+            the centre and redshift of each cluster. Without it (or where a value is masked),
+            the centre and redshift are estimated from the galaxies.
+        cluster_column : str
+            Column holding the cluster identifier in both tables.
+        cosmology : `~astropy.cosmology.Cosmology`, optional
+            Default Planck18.
+        ra_column, dec_column, z_column : str
+            Galaxy column names in ``members`` (the cluster table uses ra, dec, z).
+        progress : bool
+            Show a tqdm progress bar while building phase spaces.
+
+        Returns
+        -------
+        `~astropy.table.QTable`
+            Columns ``cluster_id``, ``ok``, ``mass``, ``mass_lo``, ``mass_hi``, ``log_mass``,
+            ``log_mass_std``, ``mass_q05`` ... ``mass_q95``, ``m_sigma``, ``m_sigma_evrard``,
+            ``sigma_v``, ``n_members``, ``z_cluster``, ``method``, ``flags``, ``error``. A cluster
+            that cannot be measured has ``ok = False``, NaN masses and the reason in ``error``.
+        """
+        from tqdm.auto import tqdm
+
+        if cluster_column not in members.colnames:
+            raise InputError(f"member table has no cluster column {cluster_column!r}")
+        ids = np.asarray(members[cluster_column])
+        if clusters is not None:
+            for col in (cluster_column, "ra", "dec", "z"):
+                if col not in clusters.colnames:
+                    raise InputError(f"cluster table has no column {col!r}")
+            order_ids = list(np.asarray(clusters[cluster_column]))
+        else:
+            order_ids = list(dict.fromkeys(ids.tolist()))
+        phase_spaces: list[PhaseSpace | None] = []
+        errors: list[str] = []
+        for k, cid in enumerate(tqdm(order_ids, disable=not progress, desc="phase spaces")):
+            rows = members[ids == cid]
+            center = z_cl = None
+            if clusters is not None:
+                crow = clusters[k]
+                center, z_cl = _cluster_center_z(crow)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", AstroCnnmassWarning)
+                    if len(rows) == 0:
+                        raise InputError("no members in the member table")
+                    ps = phase_space(rows, center=center, z_cluster=z_cl, cosmology=cosmology,
+                                     ra_column=ra_column, dec_column=dec_column,
+                                     z_column=z_column)
+                phase_spaces.append(ps)
+                errors.append("")
+            except InputError as exc:
+                phase_spaces.append(None)
+                errors.append(str(exc))
+        return self._batch_table(order_ids, phase_spaces, errors)
+
+    def estimate_phase_spaces(
+        self,
+        phase_spaces: Iterable[PhaseSpace],
+        cluster_ids: Iterable[Any] | None = None,
+    ) -> QTable:
+        """Batched estimate for many ready `PhaseSpace` objects (one row each)."""
+        phase_spaces = list(phase_spaces)
+        ids = list(range(len(phase_spaces))) if cluster_ids is None else list(cluster_ids)
+        return self._batch_table(ids, phase_spaces, [""] * len(phase_spaces))
+
+    def _batch_table(self, ids, phase_spaces, errors) -> QTable:
+        R_parts, v_parts, counts, zs = [], [], [], []
+        for ps in phase_spaces:
+            if ps is None:
+                counts.append(0)
+                zs.append(np.nan)
+                continue
+            inside = ps.cylinder_mask(self.cylinder)
+            R_parts.append(ps.R.to_value(MPC_H)[inside])
+            v_parts.append(ps.v.to_value(_KMS)[inside])
+            counts.append(int(inside.sum()))
+            zs.append(ps.z_cluster)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        R = np.concatenate(R_parts) if R_parts else np.zeros(0)
+        v = np.concatenate(v_parts) if v_parts else np.zeros(0)
+        batch = self.predict_packed(R, v, offsets, np.asarray(zs, dtype=float))
+        rows = []
+        for i, ps in enumerate(phase_spaces):
+            flags = list(batch["flags"][i])
+            if ps is None:
+                flags = [f for f in flags if f != "z_outside_training"]
+            elif ps.center_estimated:
+                flags.append("center_estimated")
+            if ps is not None and ps.z_cluster_estimated:
+                flags.append("z_estimated")
+            est = _estimate_from_batch(batch, i, self, ps, None, tuple(flags))
+            row = _row(est)
+            row["cluster_id"] = ids[i]
+            row["error"] = errors[i] or ("too few galaxies in the cylinder"
+                                         if "too_few_galaxies" in flags else "")
+            rows.append(row)
+        return _rows_to_table(rows)
+
+
+def _cluster_center_z(crow) -> tuple[SkyCoord | None, float | None]:
+    def _get(name):
+        value = crow[name]
+        if np.ma.is_masked(value):
+            return None
+        value = value.to_value(u.deg) if isinstance(value, u.Quantity) else float(value)
+        return None if not np.isfinite(value) else value
+
+    ra, dec, z = _get("ra"), _get("dec"), _get("z")
+    center = SkyCoord(ra * u.deg, dec * u.deg) if ra is not None and dec is not None else None
+    return center, z
+
+
+def _grouped_std(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Population standard deviation of each packed group (NaN for empty groups)."""
+    counts = np.diff(offsets)
+    n = np.maximum(counts, 1)
+    if values.size == 0:
+        return np.full(counts.size, np.nan)
+    starts = offsets[:-1]
+    nonempty = counts > 0
+    s1 = np.zeros(counts.size)
+    s1[nonempty] = np.add.reduceat(values, starts[nonempty])
+    mean = s1 / n
+    dev = values - np.repeat(mean, counts)
+    s2 = np.zeros(counts.size)
+    s2[nonempty] = np.add.reduceat(dev * dev, starts[nonempty])
+    out = np.sqrt(s2 / n)
+    out[~nonempty] = np.nan
+    return out
+
+
+def _estimate_from_batch(batch, i, est: DynamicalMassEstimator, ps, inside, flags) -> MassEstimate:
+    mu = float(batch["log_mass"][i])
+    sd = float(batch["log_mass_std"][i])
+    if np.isfinite(mu) and np.isfinite(sd) and sd > 0:
+        quantiles = {q: 10 ** (mu + norm.ppf(q) * sd) * MSUN_H for q in QUANTILE_LEVELS}
+        interval = (quantiles[0.16], quantiles[0.84])
+    else:
+        quantiles = {q: np.nan * MSUN_H for q in QUANTILE_LEVELS}
+        interval = None
+    image = None
+    if "images" in batch and batch["images"] is not None:
+        image = batch["images"][i]
+    return MassEstimate(
+        mass=10**mu * MSUN_H,
+        log_mass=mu,
+        log_mass_std=sd,
+        mass_interval=interval,
+        quantiles=quantiles,
+        m_sigma=10 ** float(batch["log_m_sigma"][i]) * MSUN_H,
+        m_sigma_evrard=10 ** float(batch["log_m_evrard"][i]) * MSUN_H,
+        sigma_v=float(batch["sigma_v"][i]) * _KMS,
+        n_members=int(batch["n"][i]),
+        z_cluster=float(ps.z_cluster) if ps is not None else float("nan"),
+        flags=flags,
+        method=est.method,
+        cylinder=est.cylinder,
+        phase_space=ps,
+        in_cylinder=inside,
+        image=image,
+    )
+
+
+def _row(est: MassEstimate) -> dict[str, Any]:
+    interval = est.mass_interval or (np.nan * MSUN_H, np.nan * MSUN_H)
+    row = {
+        "cluster_id": "",
+        "ok": est.ok,
+        "mass": est.mass,
+        "mass_lo": interval[0],
+        "mass_hi": interval[1],
+        "log_mass": est.log_mass,
+        "log_mass_std": est.log_mass_std,
+    }
+    for q in QUANTILE_LEVELS:
+        row[f"mass_q{round(q * 100):02d}"] = est.quantiles[q]
+    row.update({
+        "m_sigma": est.m_sigma,
+        "m_sigma_evrard": est.m_sigma_evrard,
+        "sigma_v": est.sigma_v,
+        "n_members": est.n_members,
+        "z_cluster": est.z_cluster,
+        "method": est.method,
+        "flags": ",".join(est.flags),
+        "error": "",
+    })
+    return row
+
+
+def _rows_to_table(rows: list[dict[str, Any]]) -> QTable:
+    names = list(rows[0])
+    cols = {}
+    for name in names:
+        values = [r[name] for r in rows]
+        if isinstance(values[0], u.Quantity):
+            cols[name] = u.Quantity(values)
+        else:
+            cols[name] = values
+    table = QTable(cols, names=names)
+    table.meta["mass_definition"] = "M200c"
+    return table
+
+
+def estimate_mass(
+    members: Table | SkyCoord,
+    *,
+    z_cluster: float | None = None,
+    center: SkyCoord | None = None,
+    cosmology: Cosmology | None = None,
+    model: str | Path | None = None,
+    **phase_space_kwargs: Any,
+) -> MassEstimate:
+    """One-call mass estimate with the bundled CNN_2D (or the model file ``model``).
+
+    See `DynamicalMassEstimator.estimate` for the parameters.
+    """
+    return DynamicalMassEstimator.load(model).estimate(
+        members, z_cluster=z_cluster, center=center, cosmology=cosmology, **phase_space_kwargs
+    )
