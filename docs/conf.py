@@ -1,0 +1,26 @@
+"""Sphinx configuration of the astro_cnnmass documentation (sphinx-astropy based)."""
+
+import datetime
+
+from sphinx_astropy.conf.v2 import *  # noqa: F403
+
+from astro_cnnmass import __version__
+
+project = "astro_cnnmass"
+author = "astro_cnnmass developers"
+copyright = f"{datetime.datetime.now().year}, {author}"
+version = release = __version__
+
+# The build machines have no network: no intersphinx inventories.
+intersphinx_mapping = {}
+extensions = [e for e in extensions if e != "sphinx.ext.intersphinx"]  # noqa: F405
+extensions.append("sphinx.ext.intersphinx")  # noqa: F405
+
+exclude_patterns = ["_build", "dev", "**.ipynb_checkpoints"]
+html_theme_options = {"github_url": ""}
+html_title = f"astro_cnnmass {release}"
+automodapi_toctreedirnm = "api"
+automodsumm_inherited_members = False
+numpydoc_show_class_members = False
+nitpicky = False
+suppress_warnings = ["config.cache"]
