@@ -3,6 +3,7 @@
 Sub-commands::
 
     astro-cnnmass estimate MEMBERS_FILE --ra-cl DEG --dec-cl DEG --z-cl Z [--json]
+    astro-cnnmass catalog MEMBERS_FILE --clusters CLUSTERS_FILE --out OUT.ecsv
     astro-cnnmass demo [--json]
     astro-cnnmass mocks --n-hosts N --seed S --out FILE.asdf [--prior flat|hmf] [--workers K]
     astro-cnnmass train MOCKS.asdf --model cnn2d --out MODEL.asdf
@@ -47,6 +48,42 @@ def _add_estimate(subparsers) -> None:
     p.add_argument("--model", default=None, help="ASDF model file (default: bundled CNN_2D)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a summary")
     p.set_defaults(func=_run_estimate)
+
+
+def _add_catalog(subparsers) -> None:
+    p = subparsers.add_parser(
+        "catalog",
+        help="estimate the masses of many clusters (one output row a cluster)",
+        description="Estimate M200c for every cluster of a member table that has a cluster "
+        "identifier column; a cluster table (id, ra, dec, z) gives centres and redshifts. "
+        "Clusters that cannot be measured get ok=False and the reason in 'error'.",
+    )
+    p.add_argument("members", help="member table file (with the cluster identifier column)")
+    p.add_argument("--clusters", default=None, help="cluster table file: id, ra, dec, z")
+    p.add_argument("--cluster-column", default="cluster_id")
+    p.add_argument("--cosmology", default="Planck18")
+    p.add_argument("--model", default=None, help="ASDF model file (default: bundled CNN_2D)")
+    p.add_argument("--out", required=True, help="output table (ECSV, FITS, ... by extension)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_catalog)
+
+
+def _run_catalog(args) -> int:
+    from .estimator import DynamicalMassEstimator
+
+    members = Table.read(args.members)
+    clusters = Table.read(args.clusters) if args.clusters else None
+    estimator = DynamicalMassEstimator.load(args.model)
+    table = estimator.estimate_many(
+        members, clusters=clusters, cluster_column=args.cluster_column,
+        cosmology=_cosmology(args.cosmology), progress=not args.no_progress,
+    )
+    table.write(args.out, overwrite=args.overwrite)
+    n_ok = int(sum(table["ok"]))
+    print(f"wrote {len(table)} clusters ({n_ok} measured, {len(table) - n_ok} flagged) "
+          f"to {args.out}")
+    return 0
 
 
 def _add_demo(subparsers) -> None:
@@ -121,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"astro-cnnmass {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_estimate(subparsers)
+    _add_catalog(subparsers)
     _add_demo(subparsers)
     from .evaluation import add_evaluate_subparser
     from .mocks.cli import add_mocks_subparser

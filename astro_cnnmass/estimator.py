@@ -207,7 +207,7 @@ class DynamicalMassEstimator:
             self.cylinder = Cylinder.from_dict(dict(bundle.cylinder))
             self.m_sigma_law = MSigmaPowerLaw.from_dict(dict(bundle.m_sigma))
             self.domain = dict(bundle.domain)
-            self.method = str(bundle.network_config.get("name", "cnn2d"))
+            self.method = str(bundle.network_config.get("arch", "cnn2d"))
             self.feature_config = FeatureConfig.from_dict(dict(bundle.feature_config))
 
     @classmethod
@@ -406,11 +406,11 @@ class DynamicalMassEstimator:
         return out
 
     def _calibrated_std(self, std: np.ndarray) -> np.ndarray:
+        """The predictor's (already calibrated) std; a point model gets the validation scatter."""
         calib = dict(self.bundle.metrics.get("calibration", {})) if self.bundle else {}
-        scale = float(calib.get("std_scale", 1.0))
-        floor = float(calib.get("std_fallback", np.nan))
-        std = np.asarray(std, dtype=float) * scale
-        return np.where(np.isfinite(std), std, floor)
+        fallback = float(calib.get("std_fallback", np.nan))
+        std = np.asarray(std, dtype=float)
+        return np.where(np.isfinite(std), std, fallback)
 
     def _flags(self, counts, z, log_mean, valid) -> list[list[str]]:
         z_lo, z_hi = self.domain.get("z_min", -np.inf), self.domain.get("z_max", np.inf)

@@ -14,7 +14,10 @@ KMS = u.km / u.s
 C_KMS = 299792.458
 
 
-def _cluster_table(seed, n=60, center=SkyCoord(150 * u.deg, 2 * u.deg), z_cl=0.08, sigma=700):
+CENTER = SkyCoord(150 * u.deg, 2 * u.deg)
+
+
+def _cluster_table(seed, n=60, center=CENTER, z_cl=0.08, sigma=700):
     rng = np.random.default_rng(seed)
     coords = center.directional_offset_by(rng.uniform(0, 360, n) * u.deg,
                                           np.abs(rng.normal(0, 6, n)) * u.arcmin)

@@ -1,0 +1,711 @@
+"""Training of the CNN mass models on mock catalogues.
+
+The pipeline (Ho et al. 2019; paper notes §1.5, §2, §3, §4.1):
+
+1. apply the model's cylinder (:func:`astro_cnnmass.phase_space.cylinder_mask`) to every mock
+   and drop mocks with fewer than ``n_min_galaxies`` (10) galaxies inside it;
+2. build the KDE images with :func:`astro_cnnmass.features.kde_images`;
+3. sample a training set flat in log M200c (0.02-dex bins, a cap per bin);
+4. split off a validation set *by host* (all lines of sight of a host stay together);
+5. fit the M-sigma power law on the same training mocks (sigma = ``np.std`` of the cylinder
+   velocities; :class:`astro_cnnmass.classical.MSigmaPowerLaw`);
+6. train the networks (Adam, velocity-flip augmentation, max-norm constraint, early stopping on
+   the validation loss with the best weights restored), one per ensemble member;
+7. return a :class:`~astro_cnnmass.weights.ModelBundle` with everything filled in.
+
+The same code runs on CUDA when available and on the CPU otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from .networks import build_network, default_network_config, loss_function
+from .weights import ModelBundle, _resolve_device, plain, scale_log_mass, scale_redshift
+
+__all__ = [
+    "add_train_subparser",
+    "fit_networks",
+    "flat_mass_sample",
+    "kfold_by_host",
+    "prepare_features",
+    "run_train_command",
+    "train_model",
+    "train_test_split_by_host",
+]
+
+N_MIN_GALAXIES = 10
+DEFAULT_CYLINDER = {"aperture_mpch": 1.6, "v_cut_kms": 2200.0}
+
+
+# ---------------------------------------------------------------------------- helpers
+def _floats(x: Any) -> np.ndarray:
+    """Plain float64 array from an array or a Quantity (assumed in the package's units)."""
+    if hasattr(x, "unit") and hasattr(x, "value"):
+        x = x.value
+    return np.asarray(x, dtype=float)
+
+
+def _host_ids(catalog_clusters: Any) -> np.ndarray:
+    if hasattr(catalog_clusters, "clusters"):
+        catalog_clusters = catalog_clusters.clusters
+    if isinstance(catalog_clusters, dict):
+        if "host_id" not in catalog_clusters:
+            raise ValueError("catalog clusters need a 'host_id' column to split by host")
+        return np.asarray(catalog_clusters["host_id"])
+    return np.asarray(catalog_clusters)
+
+
+def _rng(seed: Any) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+# ---------------------------------------------------------------------------- splits
+def train_test_split_by_host(
+    catalog_clusters: Any, test_fraction: float = 0.1, seed: Any = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split clusters (lines of sight) into train and test sets by host halo.
+
+    Parameters
+    ----------
+    catalog_clusters : dict, MockCatalog or array-like
+        ``MockCatalog.clusters`` (a dict with a ``host_id`` column), a catalogue, or the host ids.
+    test_fraction : float
+        Fraction of *hosts* in the test set, in [0, 1).
+    seed : int or numpy.random.Generator
+
+    Returns
+    -------
+    train_idx, test_idx : numpy.ndarray of int
+        Sorted row indices; no host appears in both.
+    """
+    if not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    hosts = _host_ids(catalog_clusters)
+    unique = np.unique(hosts)
+    n_test = round(test_fraction * unique.size)
+    test_hosts = _rng(seed).choice(unique, size=n_test, replace=False)
+    is_test = np.isin(hosts, test_hosts)
+    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
+def kfold_by_host(
+    catalog_clusters: Any,
+    n_folds: int = 10,
+    seed: Any = 0,
+    log_m: np.ndarray | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K-fold splits by host: every line of sight of a host falls in the same fold.
+
+    Parameters
+    ----------
+    catalog_clusters : dict, MockCatalog or array-like
+        As in :func:`train_test_split_by_host`.
+    n_folds : int
+        Number of folds (paper: 10).
+    seed : int or numpy.random.Generator
+    log_m : array-like, optional
+        log10 M200c per row. If given, folds are stratified by host mass rank (each block of
+        ``n_folds`` consecutive hosts in mass gives one host to each fold), as in the paper.
+
+    Returns
+    -------
+    list of (train_idx, test_idx)
+    """
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be >= 2, got {n_folds}")
+    rng = _rng(seed)
+    hosts = _host_ids(catalog_clusters)
+    unique, inverse = np.unique(hosts, return_inverse=True)
+    if unique.size < n_folds:
+        raise ValueError(f"{unique.size} hosts cannot fill {n_folds} folds")
+    if log_m is not None:
+        host_m = np.bincount(inverse, weights=_floats(log_m)) / np.bincount(inverse)
+        order = np.argsort(host_m, kind="stable")
+    else:
+        order = rng.permutation(unique.size)
+    fold_of_host = np.empty(unique.size, dtype=int)
+    for start in range(0, unique.size, n_folds):
+        block = order[start : start + n_folds]
+        fold_of_host[block] = rng.permutation(n_folds)[: block.size]
+    fold = fold_of_host[inverse]
+    return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_folds)]
+
+
+def flat_mass_sample(
+    log_m: np.ndarray,
+    *,
+    dlogm: float = 0.02,
+    n_per_bin: int | str | None = "median",
+    seed: Any = 0,
+) -> np.ndarray:
+    """Indices of a subsample flat in log M (paper §1.5: 0.02-dex bins, capped counts).
+
+    Parameters
+    ----------
+    log_m : array-like
+        log10 M200c [Msun/h].
+    dlogm : float
+        Bin width in dex.
+    n_per_bin : int, "median" or None
+        Cap per bin (the paper used 126 for the MDPL2 box); ``"median"``: the median count of
+        the non-empty bins; None: no cap (all rows).
+    seed : int or numpy.random.Generator
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Sorted indices of the selected rows. Bins with fewer rows than the cap keep all of them.
+    """
+    log_m = _floats(log_m)
+    if n_per_bin is None or log_m.size == 0:
+        return np.arange(log_m.size)
+    rng = _rng(seed)
+    bins = np.floor((log_m - np.nanmin(log_m)) / dlogm).astype(int)
+    counts = np.bincount(bins)
+    if n_per_bin == "median":
+        cap = max(int(np.median(counts[counts > 0])), 1)
+    elif isinstance(n_per_bin, int | np.integer) and n_per_bin > 0:
+        cap = int(n_per_bin)
+    else:
+        raise ValueError(f"n_per_bin must be a positive int, 'median' or None, got {n_per_bin!r}")
+    # random priority within each bin: keep the `cap` rows of lowest priority
+    priority = rng.random(log_m.size)
+    order = np.lexsort((priority, bins))
+    rank = np.empty(log_m.size, dtype=int)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank[order] = np.arange(log_m.size) - starts[bins[order]]
+    return np.flatnonzero(rank < cap)
+
+
+# ---------------------------------------------------------------------------- features
+def _resolve_configs(
+    model: str, cylinder: Any, feature_config: Any
+) -> tuple[dict, Any]:
+    from .features import FeatureConfig
+
+    if cylinder is not None and not isinstance(cylinder, dict):
+        cylinder = cylinder.to_dict()
+    kind = {"cnn2d": "2d", "cnn1d": "1d"}[model]
+    if feature_config is None:
+        cyl = dict(cylinder or DEFAULT_CYLINDER)
+        feature_config = FeatureConfig(
+            kind=kind, aperture_mpch=cyl["aperture_mpch"], v_cut_kms=cyl["v_cut_kms"]
+        )
+    elif isinstance(feature_config, dict):
+        feature_config = FeatureConfig.from_dict(feature_config)
+    fc = feature_config.to_dict()
+    if fc.get("kind", kind) != kind:
+        raise ValueError(f"model {model!r} needs {kind!r} features, got kind={fc.get('kind')!r}")
+    from_fc = {"aperture_mpch": float(fc["aperture_mpch"]), "v_cut_kms": float(fc["v_cut_kms"])}
+    if cylinder is None:
+        cylinder = from_fc
+    cylinder = {k: float(cylinder[k]) for k in ("aperture_mpch", "v_cut_kms")}
+    if cylinder != from_fc:
+        raise ValueError(f"cylinder {cylinder} differs from the feature grid {from_fc}")
+    return cylinder, feature_config
+
+
+def prepare_features(
+    catalog: Any,
+    cylinder: dict,
+    feature_config: Any,
+    *,
+    n_min_galaxies: int = N_MIN_GALAXIES,
+) -> dict[str, np.ndarray]:
+    """Cylinder cut, richness cut, velocity dispersion and KDE images for every mock.
+
+    Parameters
+    ----------
+    catalog : MockCatalog
+        Flat galaxy arrays ``R`` [Mpc/h], ``v`` [km/s], ``offsets`` and ``clusters`` (with
+        ``log_m200c``, ``z``, ``host_id``).
+    cylinder : dict
+        ``{"aperture_mpch", "v_cut_kms"}``.
+    feature_config : astro_cnnmass.features.FeatureConfig
+    n_min_galaxies : int
+        Mocks with fewer galaxies in the cylinder are dropped.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``index`` (rows of the catalogue kept), ``images``, ``log_m``, ``z``, ``host_id``,
+        ``sigma`` (np.std of v in the cylinder, km/s), ``n_gal``, and the counts ``n_input``,
+        ``n_dropped_richness``, ``n_dropped_invalid``. Only mocks with a valid image are kept.
+    """
+    from .features import kde_images
+    from .phase_space import cylinder_mask
+
+    R, v = _floats(catalog.R), _floats(catalog.v)
+    offsets = np.asarray(catalog.offsets, dtype=np.int64)
+    n = offsets.size - 1
+    cid = np.repeat(np.arange(n), np.diff(offsets))
+    inside = cylinder_mask(R, v, cylinder["aperture_mpch"], cylinder["v_cut_kms"])
+    counts = np.bincount(cid[inside], minlength=n)
+    rich = counts >= n_min_galaxies
+    sel = inside & rich[cid]
+    R2, v2 = R[sel], v[sel]
+    new_off = np.concatenate([[0], np.cumsum(counts[rich])]).astype(np.int64)
+    idx = np.flatnonzero(rich)
+    # sigma = population std of v (ddof = 0), two-pass
+    local = np.repeat(np.arange(idx.size), counts[rich])
+    n_gal = counts[rich].astype(float)
+    mean_v = np.bincount(local, weights=v2, minlength=idx.size) / np.maximum(n_gal, 1)
+    sigma = np.sqrt(
+        np.bincount(local, weights=(v2 - mean_v[local]) ** 2, minlength=idx.size)
+        / np.maximum(n_gal, 1)
+    )
+    images, valid = kde_images(R2, v2, new_off, feature_config)
+    valid = np.asarray(valid, dtype=bool)
+    clusters = catalog.clusters
+    out = {
+        "index": idx[valid],
+        "images": np.asarray(images)[valid],
+        "log_m": _floats(clusters["log_m200c"])[idx][valid],
+        "z": _floats(clusters["z"])[idx][valid],
+        "host_id": np.asarray(clusters["host_id"])[idx][valid],
+        "sigma": sigma[valid],
+        "n_gal": counts[rich][valid],
+        "n_input": np.asarray(n),
+        "n_dropped_richness": np.asarray(int((~rich).sum())),
+        "n_dropped_invalid": np.asarray(int((~valid).sum())),
+    }
+    return out
+
+
+# ---------------------------------------------------------------------------- training loop
+def _state_to_numpy(net: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+
+
+@torch.no_grad()
+def _eval_loss(net, loss_fn, x, z, y, batch: int = 4096) -> float:
+    net.eval()
+    total = 0.0
+    for s in range(0, x.shape[0], batch):
+        out = net(x[s : s + batch], z[s : s + batch])
+        total += float(loss_fn(out, y[s : s + batch])) * out.shape[0]
+    net.train()
+    return total / max(x.shape[0], 1)
+
+
+def fit_networks(
+    images: np.ndarray,
+    z_scaled: np.ndarray,
+    y_scaled: np.ndarray,
+    network_config: dict,
+    *,
+    val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    n_ensemble: int = 1,
+    epochs: int = 20,
+    batch_size: int = 50,
+    lr: float = 1e-3,
+    patience: int | None = 5,
+    flip: bool = True,
+    seed: int = 0,
+    device: Any = None,
+    progress: bool = True,
+) -> tuple[list[dict[str, np.ndarray]], list[dict[str, Any]]]:
+    """Train ``n_ensemble`` networks on prepared arrays.
+
+    Parameters
+    ----------
+    images : numpy.ndarray, shape (n, n_v, n_R) or (n, n_v)
+        Training images (velocity along axis 1).
+    z_scaled, y_scaled : numpy.ndarray, shape (n,)
+        Scaled redshift and scaled log-mass (see :mod:`astro_cnnmass.weights`).
+    network_config : dict
+        See :func:`astro_cnnmass.networks.build_network`.
+    val : (images, z_scaled, y_scaled), optional
+        Validation set for early stopping; without it the last epoch is kept.
+    n_ensemble : int
+        Number of members (different initialisations and batch orders).
+    epochs, batch_size, lr : int, int, float
+        Adam with learning rate ``lr``; at most ``epochs`` passes.
+    patience : int or None
+        Stop after this many epochs without a better validation loss (None: never stop early);
+        the best weights are restored.
+    flip : bool
+        Velocity-flip augmentation: each training image is flipped along v with probability 1/2
+        at each epoch (the paper doubled the set with flipped copies instead).
+    seed : int
+        Member ``m`` uses ``torch.manual_seed(seed + m)`` and
+        ``numpy.random.default_rng([seed, m])``.
+    device : str or torch.device, optional
+        Default: CUDA when available, else CPU.
+    progress : bool
+        Show a tqdm progress bar over epochs.
+
+    Returns
+    -------
+    state_dicts : list of dict of str to numpy.ndarray
+    histories : list of dict
+        Per member: ``train_loss`` and ``val_loss`` per epoch, ``best_epoch``, ``epochs_run``,
+        ``seconds``.
+    """
+    from tqdm.auto import tqdm
+
+    device = _resolve_device(device)
+    loss_fn = loss_function(network_config["head"])
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32), device=device)
+    zt = torch.as_tensor(np.asarray(z_scaled, dtype=np.float32), device=device)
+    yt = torch.as_tensor(np.asarray(y_scaled, dtype=np.float32), device=device)
+    if val is not None and len(val[0]):
+        xv, zv, yv = (
+            torch.as_tensor(np.asarray(a, dtype=np.float32), device=device) for a in val
+        )
+    else:
+        xv = None
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("no training samples")
+    states, histories = [], []
+    for m in range(n_ensemble):
+        torch.manual_seed(seed + m)
+        rng = np.random.default_rng([seed, m])
+        net = build_network(network_config).to(device)
+        net.apply_max_norm()
+        net.train()
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        hist: dict[str, Any] = {"train_loss": [], "val_loss": [], "member": m}
+        best, best_state, best_epoch, wait = np.inf, None, -1, 0
+        t0 = time.perf_counter()
+        bar = tqdm(
+            range(epochs),
+            desc=f"member {m + 1}/{n_ensemble}",
+            disable=not progress,
+            leave=False,
+            file=sys.stderr,
+        )
+        for epoch in bar:
+            perm = torch.as_tensor(rng.permutation(n), device=device)
+            flips = torch.as_tensor(rng.random(n) < 0.5, device=device) if flip else None
+            total = 0.0
+            for s in range(0, n, batch_size):
+                b = perm[s : s + batch_size]
+                xb = x[b]
+                if flips is not None:
+                    fb = flips[b]
+                    xb = torch.where(fb.reshape(-1, *([1] * (xb.ndim - 1))), xb.flip(1), xb)
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(net(xb, zt[b]), yt[b])
+                loss.backward()
+                opt.step()
+                net.apply_max_norm()
+                total += float(loss.detach()) * b.shape[0]
+            hist["train_loss"].append(total / n)
+            if xv is not None:
+                vloss = _eval_loss(net, loss_fn, xv, zv, yv)
+                hist["val_loss"].append(vloss)
+                if vloss < best:
+                    best, best_epoch, wait = vloss, epoch, 0
+                    best_state = copy.deepcopy(net.state_dict())
+                else:
+                    wait += 1
+                bar.set_postfix(loss=f"{total / n:.4f}", val=f"{vloss:.4f}")
+                if patience is not None and wait >= patience:
+                    break
+            else:
+                bar.set_postfix(loss=f"{total / n:.4f}")
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        else:
+            best_epoch = len(hist["train_loss"]) - 1
+        hist["best_epoch"] = int(best_epoch)
+        hist["epochs_run"] = len(hist["train_loss"])
+        hist["seconds"] = time.perf_counter() - t0
+        states.append(_state_to_numpy(net))
+        histories.append(hist)
+    return states, histories
+
+
+# ---------------------------------------------------------------------------- main entry
+def _fit_m_sigma(log_m: np.ndarray, sigma: np.ndarray) -> tuple[dict, dict]:
+    from .classical import MSigmaPowerLaw
+
+    fit_range = (14.5, 15.3)
+    n_fit = int(((log_m > fit_range[0]) & (log_m < fit_range[1])).sum())
+    info: dict[str, Any] = {
+        "mass_range": list(fit_range), "n_fit": n_fit, "sigma": "np.std of cylinder v"
+    }
+    try:
+        m_sigma = MSigmaPowerLaw.fit(
+            log_m, sigma, mass_range=fit_range, pivot_log_mass=15.0
+        ).to_dict()
+    except ValueError as exc:  # too few clusters in the fit range
+        m_sigma = {"alpha": np.nan, "log_sigma15": np.nan, "pivot_log_mass": 15.0,
+                   "scatter": np.nan}
+        info["error"] = str(exc)
+    return m_sigma, info
+
+
+def _generator_summary(catalog: Any) -> dict:
+    meta = getattr(catalog, "meta", None) or {}
+    return plain(dict(meta))
+
+
+def train_model(
+    catalog: Any,
+    *,
+    model: str = "cnn2d",
+    head: str = "gaussian",
+    n_ensemble: int = 1,
+    cylinder: Any = None,
+    feature_config: Any = None,
+    network_config: dict | None = None,
+    epochs: int = 20,
+    batch_size: int = 50,
+    lr: float = 1e-3,
+    patience: int | None = 5,
+    seed: int = 0,
+    device: Any = None,
+    val_fraction: float = 0.1,
+    dlogm: float = 0.02,
+    n_per_bin: int | str | None = "median",
+    n_min_galaxies: int = N_MIN_GALAXIES,
+    flip: bool = True,
+    progress: bool = True,
+    command: str | None = None,
+) -> ModelBundle:
+    """Train a CNN mass model on a mock catalogue and return the complete model bundle.
+
+    Parameters
+    ----------
+    catalog : MockCatalog
+        Training mocks (hold the test hosts out beforehand with
+        :func:`train_test_split_by_host` and ``catalog.select``).
+    model : {"cnn2d", "cnn1d"}
+        Architecture (paper §3.1).
+    head : {"gaussian", "point"}
+        Output head (Gaussian: per-cluster uncertainty, Ho et al. 2021).
+    n_ensemble : int
+        Number of independently initialised members.
+    cylinder : dict or astro_cnnmass.phase_space.Cylinder, optional
+        Default: that of ``feature_config``, else 1.6 Mpc/h and 2200 km/s.
+    feature_config : astro_cnnmass.features.FeatureConfig or dict, optional
+        Default: ``FeatureConfig(kind=...)`` with the cylinder's aperture and v_cut.
+    network_config : dict, optional
+        Overrides of :func:`astro_cnnmass.networks.default_network_config`.
+    epochs, batch_size, lr, patience, flip, device, progress
+        See :func:`fit_networks`.
+    seed : int
+        Seed of the sampling, the split and the networks.
+    val_fraction : float
+        Fraction of training *hosts* used for early stopping and validation metrics.
+    dlogm, n_per_bin
+        Flat-mass sampling (see :func:`flat_mass_sample`).
+    n_min_galaxies : int
+        Minimum number of galaxies in the cylinder (paper: 10).
+    command : str, optional
+        Command line recorded in the bundle.
+
+    Returns
+    -------
+    ModelBundle
+        With ``metrics["validation"]`` (residual statistics on the validation set),
+        ``metrics["scatter_dex"]`` (their standard deviation, dex) and
+        ``metrics["calibration"] = {"std_scale": 1.0, "std_fallback": scatter_dex}``.
+    """
+    from .evaluation import residual_stats
+    from .inference import Predictor
+
+    if model not in ("cnn2d", "cnn1d"):
+        raise ValueError(f"model must be 'cnn2d' or 'cnn1d', got {model!r}")
+    if n_ensemble < 1:
+        raise ValueError(f"n_ensemble must be >= 1, got {n_ensemble}")
+    cyl, fconf = _resolve_configs(model, cylinder, feature_config)
+    fc = fconf.to_dict()
+    n_R = 1 if model == "cnn1d" else int(fc.get("n_R", 48))
+    net_cfg = default_network_config(
+        model, head, n_v=int(fc.get("n_v", 48)), n_R=n_R, **(network_config or {})
+    )
+    prep = prepare_features(catalog, cyl, fconf, n_min_galaxies=n_min_galaxies)
+    if prep["log_m"].size < 2:
+        raise ValueError("fewer than 2 usable mocks after the cylinder and richness cuts")
+    rng = np.random.default_rng(seed)
+    sample = flat_mass_sample(prep["log_m"], dlogm=dlogm, n_per_bin=n_per_bin, seed=rng)
+    tr_rel, va_rel = train_test_split_by_host(prep["host_id"][sample], val_fraction, rng)
+    tr, va = sample[tr_rel], sample[va_rel]
+    log_m_all = prep["log_m"][sample]
+    z_all = prep["z"][sample]
+    scaling = {
+        "kind": "minmax",
+        "range": [-1.0, 1.0],
+        "log_m_min": float(log_m_all.min()),
+        "log_m_max": float(log_m_all.max()),
+        "z_min": float(z_all.min()),
+        "z_max": float(z_all.max()),
+        "calibration": {"std_scale": 1.0},
+    }
+    if not scaling["log_m_max"] > scaling["log_m_min"]:
+        raise ValueError("the training mocks span no range in log M")
+    m_sigma, m_sigma_info = _fit_m_sigma(log_m_all, prep["sigma"][sample])
+
+    def arrays(rows):
+        return (
+            prep["images"][rows],
+            scale_redshift(prep["z"][rows], scaling),
+            scale_log_mass(prep["log_m"][rows], scaling),
+        )
+
+    states, histories = fit_networks(
+        *arrays(tr),
+        net_cfg,
+        val=arrays(va) if va.size else None,
+        n_ensemble=n_ensemble,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        patience=patience,
+        flip=flip,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    n_gal = prep["n_gal"][sample]
+    domain = {
+        "z_min": scaling["z_min"],
+        "z_max": scaling["z_max"],
+        "log_m_min": scaling["log_m_min"],
+        "log_m_max": scaling["log_m_max"],
+        "n_min_galaxies": int(n_min_galaxies),
+        "n_galaxies_range": [int(n_gal.min()), int(n_gal.max())],
+    }
+    training = {
+        "n_train": int(tr.size),
+        "n_val": int(va.size),
+        "n_mocks_input": int(prep["n_input"]),
+        "n_dropped_richness": int(prep["n_dropped_richness"]),
+        "n_dropped_invalid": int(prep["n_dropped_invalid"]),
+        "n_after_flat_sampling": int(sample.size),
+        "n_hosts_train": int(np.unique(prep["host_id"][tr]).size),
+        "n_hosts_val": int(np.unique(prep["host_id"][va]).size),
+        "log_m_range": [scaling["log_m_min"], scaling["log_m_max"]],
+        "z_range": [scaling["z_min"], scaling["z_max"]],
+        "generator": _generator_summary(catalog),
+        "command": command if command is not None else " ".join(sys.argv),
+        "epochs": int(epochs),
+        "epochs_run": [h["epochs_run"] for h in histories],
+        "best_epoch": [h["best_epoch"] for h in histories],
+        "batch_size": int(batch_size),
+        "optimizer": {"name": "Adam", "lr": float(lr)},
+        "patience": patience,
+        "flip_augmentation": bool(flip),
+        "seed": int(seed),
+        "val_fraction": float(val_fraction),
+        "flat_sampling": {"dlogm": float(dlogm), "n_per_bin": n_per_bin},
+        "m_sigma_fit": m_sigma_info,
+        "device": str(_resolve_device(device)),
+        "torch_version": torch.__version__,
+        "seconds": float(sum(h["seconds"] for h in histories)),
+        "history": [
+            {"train_loss": h["train_loss"], "val_loss": h["val_loss"]} for h in histories
+        ],
+    }
+    bundle = ModelBundle(
+        network_config=net_cfg,
+        state_dicts=states,
+        feature_config=fc,
+        cylinder=cyl,
+        target_scaling=scaling,
+        training=training,
+        m_sigma=m_sigma,
+        metrics={},
+        domain=domain,
+    )
+    metrics: dict[str, Any] = {}
+    if va.size:
+        pred = Predictor(bundle, device=device).predict(prep["images"][va], prep["z"][va])
+        eps = pred["mean"] - prep["log_m"][va]
+        metrics["validation"] = residual_stats(eps)
+        metrics["scatter_dex"] = metrics["validation"]["std"]
+        # read by the estimator: std_fallback replaces a missing (single point model) std
+        metrics["calibration"] = {"std_scale": 1.0, "std_fallback": metrics["scatter_dex"]}
+    return bundle.replace(metrics=metrics)
+
+
+# ---------------------------------------------------------------------------- CLI
+def add_train_subparser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``train`` sub-command to an ``argparse`` sub-parser collection."""
+    p = subparsers.add_parser(
+        "train",
+        help="train a CNN mass model on a mock catalogue",
+        description="Train a CNN_2D/CNN_1D model on MOCKS.asdf and write a model bundle.",
+    )
+    p.add_argument("mocks", help="mock catalogue (ASDF, from 'astro-cnnmass mocks')")
+    p.add_argument("--out", required=True, help="output model file (ASDF)")
+    p.add_argument("--model", choices=["cnn2d", "cnn1d"], default="cnn2d")
+    p.add_argument("--head", choices=["gaussian", "point"], default="gaussian")
+    p.add_argument("--ensemble", type=int, default=1, help="number of ensemble members")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.1, help="validation hosts fraction")
+    p.add_argument(
+        "--test-fraction", type=float, default=0.0,
+        help="hold out this fraction of hosts before training (written to --test-out)",
+    )
+    p.add_argument("--test-out", default=None, help="write the held-out mocks here (ASDF)")
+    p.add_argument("--aperture", type=float, default=None, help="cylinder aperture, Mpc/h")
+    p.add_argument("--v-cut", type=float, default=None, help="cylinder velocity cut, km/s")
+    p.add_argument("--device", default=None, help="'cpu', 'cuda', ... (default: auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train_command)
+    return p
+
+
+def _read_catalog(path: str) -> Any:
+    try:
+        from .mocks.catalog import MockCatalog
+    except ImportError:  # pragma: no cover - layout fallback
+        from .mocks import MockCatalog
+    return MockCatalog.read(path)
+
+
+def run_train_command(args: argparse.Namespace) -> int:
+    """Run ``astro-cnnmass train`` (see :func:`add_train_subparser`); returns the exit code."""
+    catalog = _read_catalog(args.mocks)
+    if args.test_fraction > 0:
+        if not args.test_out:
+            raise SystemExit("--test-fraction needs --test-out to write the held-out mocks")
+        tr, te = train_test_split_by_host(catalog.clusters, args.test_fraction, args.seed)
+        catalog.select(te).write(args.test_out)
+        catalog = catalog.select(tr)
+    cylinder = None
+    if args.aperture is not None or args.v_cut is not None:
+        cylinder = {
+            "aperture_mpch": args.aperture if args.aperture is not None else 1.6,
+            "v_cut_kms": args.v_cut if args.v_cut is not None else 2200.0,
+        }
+    bundle = train_model(
+        catalog,
+        model=args.model,
+        head=args.head,
+        n_ensemble=args.ensemble,
+        cylinder=cylinder,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        seed=args.seed,
+        device=args.device,
+        val_fraction=args.val_fraction,
+        progress=not args.no_progress,
+        command="astro-cnnmass " + " ".join(sys.argv[1:]),
+    )
+    bundle.write(args.out)
+    scatter = bundle.metrics.get("scatter_dex", float("nan"))
+    print(
+        f"wrote {args.out}: {bundle.training['n_train']} training mocks, "
+        f"validation scatter {scatter:.3f} dex"
+    )
+    return 0
