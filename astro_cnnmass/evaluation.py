@@ -401,6 +401,21 @@ def _evaluate_one(
         pit = pit_values(m[sel], pred["mean"][sel], pred["std"][sel])
         res["pit"] = pit_histogram(pit)
         res["mean_predicted_std"] = float(np.nanmean(pred["std"][sel]))
+    if "ood" in bundle.domain:
+        from .uncertainty import ood_scores, ood_threshold
+
+        scores = ood_scores(predictor, prep["images"], prep["z"])
+        thr = ood_threshold(predictor)
+        ok = np.isfinite(scores)
+        res["ood"] = {
+            "threshold": thr,
+            "n": int(ok.sum()),
+            "fraction_flagged": float(np.mean(scores[ok] > thr)) if ok.any() else math.nan,
+            "score_quantiles": {
+                str(p): float(np.percentile(scores[ok], p)) if ok.any() else math.nan
+                for p in (50, 90, 99)
+            },
+        }
     sr = sampling_rate_test(
         predictor, catalog, prep, pred["mean"], m_sigma=law,
         fraction=robustness_fraction, n_draws=n_draws, seed=seed,
@@ -454,7 +469,10 @@ def evaluate_model(
         ``{"models": {name: metrics}, "seed": ..., "test_catalog": ...}`` as written to
         metrics.json (NaN written as null). Per model: ``cnn`` and ``m_sigma`` residual
         statistics (see :func:`residual_stats`), ``cnn_binned``/``m_sigma_binned`` per 0.1 dex,
-        ``sampling_rate``, and if available ``coverage`` and ``pit``.
+        ``sampling_rate``, and if available ``coverage`` (68 % and 90 % intervals, overall and
+        per 0.25-dex bin of true mass, see :func:`interval_coverage`), ``pit`` and ``ood``
+        (out-of-domain threshold and the fraction of test mocks above it, expected near 1 %;
+        see :mod:`astro_cnnmass.uncertainty`).
     """
     items = bundle_or_list if isinstance(bundle_or_list, list | tuple) else [bundle_or_list]
     bundles, default_names = [], []

@@ -234,6 +234,29 @@ class CNNMassNet(nn.Module):
 
     def forward(self, images: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         """Scaled log-mass (point head) or its mean and log-variance (Gaussian head)."""
+        return self.out(self.embed(images, z))
+
+    def embed(self, images: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Penultimate activations: the output of the last hidden dense layer (after its ReLU).
+
+        ``forward(images, z) == self.out(self.embed(images, z))``. The embedding (64-d for the
+        default configurations) is the representation the output head reads; its distance from
+        the training distribution is the out-of-domain score of
+        :mod:`astro_cnnmass.uncertainty`. Dropout follows the module's mode (call ``eval()``
+        for a deterministic embedding).
+
+        Parameters
+        ----------
+        images : torch.Tensor, shape (n, n_v, n_R) or (n, n_v)
+            KDE images, as for :meth:`forward`.
+        z : torch.Tensor, shape (n,), optional
+            Scaled redshift (required when ``use_redshift``).
+
+        Returns
+        -------
+        torch.Tensor, shape (n, dense[-1])
+            Dimensionless activations (>= 0).
+        """
         c = self.config
         x = images * c["input_scale"]
         if c["arch"] == "cnn1d":
@@ -245,7 +268,7 @@ class CNNMassNet(nn.Module):
             if z is None:
                 raise ValueError("this network takes the scaled redshift z as second input")
             h = torch.cat([h, z.reshape(-1, 1).to(h.dtype)], dim=1)
-        return self.out(self.dense(h))
+        return self.dense(h)
 
     @torch.no_grad()
     def apply_max_norm(self) -> None:

@@ -473,6 +473,7 @@ def train_model(
     flip: bool = True,
     progress: bool = True,
     command: str | None = None,
+    ood_max_fit: int = 20000,
 ) -> ModelBundle:
     """Train a CNN mass model on a mock catalogue and return the complete model bundle.
 
@@ -505,13 +506,23 @@ def train_model(
         Minimum number of galaxies in the cylinder (paper: 10).
     command : str, optional
         Command line recorded in the bundle.
+    ood_max_fit : int
+        At most this many training mocks (a seeded random subset) are embedded to fit the
+        out-of-domain model.
 
     Returns
     -------
     ModelBundle
         With ``metrics["validation"]`` (residual statistics on the validation set),
-        ``metrics["scatter_dex"]`` (their standard deviation, dex) and
-        ``metrics["calibration"] = {"std_scale": 1.0, "std_fallback": scatter_dex}``.
+        ``metrics["scatter_dex"]`` (their standard deviation, dex) and ``metrics["calibration"]``
+        (``std_scale``, ``std_fallback`` = scatter_dex, ``fitted_on``, ``n``,
+        ``coverage_before``/``coverage_after`` of the 68 % and 90 % intervals on the validation
+        set). When there is a validation set, the std scale fitted on it
+        (:func:`astro_cnnmass.uncertainty.fit_std_calibration`) is stored in
+        ``target_scaling["calibration"]["std_scale"]`` (applied by the predictor) and the
+        out-of-domain model (:func:`astro_cnnmass.uncertainty.fit_ood_model`: fitted on the
+        training embeddings, threshold = 99th percentile of the validation scores) in
+        ``domain["ood"]``.
     """
     from .evaluation import residual_stats
     from .inference import Predictor
@@ -622,13 +633,52 @@ def train_model(
     )
     metrics: dict[str, Any] = {}
     if va.size:
-        pred = Predictor(bundle, device=device).predict(prep["images"][va], prep["z"][va])
+        predictor = Predictor(bundle, device=device)
+        pred = predictor.predict(prep["images"][va], prep["z"][va])
         eps = pred["mean"] - prep["log_m"][va]
         metrics["validation"] = residual_stats(eps)
         metrics["scatter_dex"] = metrics["validation"]["std"]
         # read by the estimator: std_fallback replaces a missing (single point model) std
         metrics["calibration"] = {"std_scale": 1.0, "std_fallback": metrics["scatter_dex"]}
-    return bundle.replace(metrics=metrics)
+        # interval calibration and out-of-domain model, both on the validation split
+        # (astro_cnnmass.uncertainty); the test mocks are never used here
+        metrics["calibration"].update(
+            _fit_calibration(pred["mean"], pred["std"], prep["log_m"][va])
+        )
+        scaling["calibration"] = {"std_scale": metrics["calibration"]["std_scale"]}
+        n_fit = min(tr.size, ood_max_fit)
+        fit_rows = np.sort(rng.choice(tr, size=n_fit, replace=False)) if n_fit else tr
+        domain["ood"] = _fit_ood(predictor, prep, fit_rows, va)
+    return bundle.replace(metrics=metrics, target_scaling=scaling, domain=domain)
+
+
+def _fit_calibration(mean: np.ndarray, std: np.ndarray, log_m: np.ndarray) -> dict[str, Any]:
+    """Std scale fitted on the validation predictions, with the coverage before and after."""
+    from .evaluation import interval_coverage
+    from .uncertainty import fit_std_calibration
+
+    ok = np.isfinite(mean) & np.isfinite(std) & (std > 0)
+    out: dict[str, Any] = {
+        "fitted_on": "validation", "n": int(ok.sum()), "level": 0.68, "mc_dropout": 0,
+    }
+    if ok.sum() < 10:
+        out["std_scale"] = 1.0
+        out["note"] = "no calibration: fewer than 10 validation clusters with a predicted std"
+        return out
+    scale = fit_std_calibration(mean, std, log_m, level=0.68)
+    out["std_scale"] = scale
+    out["coverage_before"] = interval_coverage(log_m, mean, std)["overall"]
+    out["coverage_after"] = interval_coverage(log_m, mean, std * scale)["overall"]
+    return out
+
+
+def _fit_ood(predictor: Any, prep: dict, fit_rows: np.ndarray, va: np.ndarray) -> dict:
+    """Mahalanobis OOD model on member-0 embeddings: fit on training, threshold on validation."""
+    from .uncertainty import embeddings, fit_ood_model
+
+    e_fit = embeddings(predictor, prep["images"][fit_rows], prep["z"][fit_rows])
+    e_val = embeddings(predictor, prep["images"][va], prep["z"][va])
+    return fit_ood_model(e_fit, e_val, percentile=99.0)
 
 
 # ---------------------------------------------------------------------------- CLI

@@ -1,0 +1,841 @@
+"""Batched kernel-density images of a cluster's projected phase space.
+
+This is the one feature builder of the package: the training side (mock catalogues) and the
+observation side (a single observed cluster) both call :func:`kde_images`, so a model is always
+fed features built exactly as those it was trained on.
+
+The default features follow Ho et al. (2019, arXiv:1902.05950): a Gaussian kernel-density
+estimate (KDE) of the galaxies' (line-of-sight velocity v, projected radius R) with the
+``scipy.stats.gaussian_kde(bw_method=0.25)`` convention (kernel covariance = 0.25² × the
+cluster's own unbiased sample covariance), evaluated at the 48 × 48 bin centres of
+v ∈ [−v_cut, v_cut] (axis 0) and R ∈ [0, aperture] (axis 1), normalised to sum to 1.
+
+Units at this boundary are plain floats: R in physical (proper) Mpc/h at the cluster redshift,
+v in km/s in the cluster rest frame. The caller applies the cylinder cut before calling.
+
+Implementation
+--------------
+Evaluating every kernel at every grid point costs ``n_v * n_R * N`` exponentials per cluster.
+Here the exponent is split exactly. In scaled coordinates ``x = (v - v_c) / s_v``,
+``y = (R - R_c) / s_R`` (``s_v``, ``s_R`` the kernel widths, ``(v_c, R_c)`` the grid centre) and
+with ``ρ`` the kernel correlation, ``s = 1 / (1 - ρ²)``, ``κ = ρ s``, the log-kernel of galaxy i at
+grid point g is
+
+    E = -s/2 (dx² + dy²) + κ dx dy,   dx = x_g - x_i,  dy = y_g - y_i
+      = α(x_g, i) + β(y_g, i) + γ(x_g, y_g)
+
+with ``α = -s/2 dx² - κ y_i dx``, ``β = -s/2 dy² - κ x_i y_g`` and ``γ = κ x_g y_g``. Hence
+``density(g) = exp(γ_g) Σ_i exp(α) exp(β)``: two ``(n_v, N)`` / ``(N, n_R)`` exponential
+matrices per cluster and one batched matrix product (clusters grouped by N into buckets padded
+to a common length, padding zero-weighted). ``α`` and ``β`` are shifted by analytic upper
+bounds so both matrices are <= 1 (no overflow); the image is assembled as
+``S · exp(γ − max γ)`` and normalised. Exponents below log(tiny) are clamped (exp() of
+subnormal results is ~10× slower); an a-posteriori bound on the terms lost to clamping /
+underflow and an a-priori bound on the rounding of the split exponents send the rare clusters
+where the split could lose precision (strongly correlated R–v, very narrow kernels) to a log-domain
+assembly or to a direct, chunked float64 evaluation (the "safe path").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FeatureConfig", "kde_image", "kde_images", "pack"]
+
+#: Minimum number of galaxies for which a KDE image is defined.
+MIN_GALAXIES = 3
+
+#: Default work budget of :func:`kde_images`, in padded galaxies per chunk.
+DEFAULT_CHUNK_SIZE = 8192
+
+# A-priori guard: clusters whose split exponent terms can reach this magnitude (in units of the
+# log-kernel) go to the direct path; the rounding error of the split is ~ 1e-16 x this.
+_MAX_SPLIT_EXPONENT = 5000.0
+# Padding value of scaled velocities in the 1-D kernel: its kernel underflows to exactly 0.
+_PAD = 1e200
+# A-posteriori guard (float64 / float32 matrix products), (rtol, atol): a pixel whose shifted
+# sum S is below P * exp(floor) / rtol may have lost terms to clamping / underflow; the cluster
+# falls back to a safer path unless the absolute error bound of every such pixel is below
+# atol x the image maximum.
+_GUARD = {
+    np.dtype(np.float64): (1e-14, 1e-200),
+    np.dtype(np.float32): (1e-8, 1e-30),
+}
+_KINDS = ("2d", "1d")
+_KERNELS = ("sample_covariance", "fixed")
+_BACKENDS = ("numpy", "torch")
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------------------------
+def _as_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"FeatureConfig.{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"FeatureConfig.{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _as_positive_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"FeatureConfig.{name} must be a positive finite number, got {value!r}")
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"FeatureConfig.{name} must be a positive finite number, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How a cluster's projected phase space is turned into a KDE image.
+
+    A model bundle stores this configuration (:meth:`to_dict`) so that inference builds exactly
+    the features the model was trained on.
+
+    Parameters
+    ----------
+    kind : {"2d", "1d"}
+        ``"2d"``: joint KDE of (v, R) on an ``(n_v, n_R)`` grid (CNN_2D input).
+        ``"1d"``: KDE of v alone on ``n_v`` points (CNN_1D input).
+    n_v : int
+        Number of velocity bins on [−v_cut, v_cut] (image axis 0).
+    n_R : int
+        Number of radius bins on [0, aperture] (image axis 1; unused for ``kind="1d"``).
+    aperture_mpch : float
+        Outer edge of the radius grid, physical Mpc/h.
+    v_cut_kms : float
+        Half-width of the velocity grid, km/s.
+    bandwidth : float
+        Bandwidth factor of the ``"sample_covariance"`` kernel (scipy ``bw_method``): the kernel
+        covariance is ``bandwidth**2`` × the cluster's unbiased sample covariance.
+    kernel : {"sample_covariance", "fixed"}
+        ``"sample_covariance"`` (the paper's choice) or ``"fixed"``: an axis-aligned Gaussian of
+        fixed widths ``fixed_sigma_v_kms`` and ``fixed_sigma_R_mpch``.
+    fixed_sigma_v_kms : float or None
+        Kernel standard deviation in v (km/s); required with ``kernel="fixed"``, else None.
+    fixed_sigma_R_mpch : float or None
+        Kernel standard deviation in R (physical Mpc/h); required with ``kernel="fixed"`` and
+        ``kind="2d"``, else None.
+
+    Raises
+    ------
+    ValueError
+        If a field is out of range or inconsistent with the others.
+
+    Examples
+    --------
+    >>> from astro_cnnmass.features import FeatureConfig
+    >>> cfg = FeatureConfig()
+    >>> cfg.v_centres.shape, float(cfg.R_centres[0])
+    ((48,), 0.016666666666666666)
+    >>> FeatureConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    """
+
+    kind: str = "2d"
+    n_v: int = 48
+    n_R: int = 48
+    aperture_mpch: float = 1.6
+    v_cut_kms: float = 2200.0
+    bandwidth: float = 0.25
+    kernel: str = "sample_covariance"
+    fixed_sigma_v_kms: float | None = None
+    fixed_sigma_R_mpch: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"FeatureConfig.kind must be one of {_KINDS}, got {self.kind!r}")
+        if self.kernel not in _KERNELS:
+            raise ValueError(f"FeatureConfig.kernel must be one of {_KERNELS}, got {self.kernel!r}")
+        setattr_ = object.__setattr__
+        setattr_(self, "n_v", _as_int("n_v", self.n_v, 2))
+        setattr_(self, "n_R", _as_int("n_R", self.n_R, 2))
+        for name in ("aperture_mpch", "v_cut_kms", "bandwidth"):
+            setattr_(self, name, _as_positive_float(name, getattr(self, name)))
+        if self.kernel == "fixed":
+            setattr_(
+                self,
+                "fixed_sigma_v_kms",
+                _as_positive_float("fixed_sigma_v_kms", self.fixed_sigma_v_kms),
+            )
+            if self.kind == "2d":
+                setattr_(
+                    self,
+                    "fixed_sigma_R_mpch",
+                    _as_positive_float("fixed_sigma_R_mpch", self.fixed_sigma_R_mpch),
+                )
+            elif self.fixed_sigma_R_mpch is not None:
+                raise ValueError(
+                    "FeatureConfig.fixed_sigma_R_mpch must be None for kind='1d' "
+                    f"(got {self.fixed_sigma_R_mpch!r})"
+                )
+        else:
+            for name in ("fixed_sigma_v_kms", "fixed_sigma_R_mpch"):
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"FeatureConfig.{name} is only used with kernel='fixed'; "
+                        f"got {getattr(self, name)!r} with kernel={self.kernel!r}"
+                    )
+
+    @property
+    def v_centres(self) -> np.ndarray:
+        """Velocity bin centres, km/s, shape ``(n_v,)``, on [−v_cut, v_cut]."""
+        width = 2.0 * self.v_cut_kms / self.n_v
+        return -self.v_cut_kms + (np.arange(self.n_v) + 0.5) * width
+
+    @property
+    def R_centres(self) -> np.ndarray:
+        """Radius bin centres, physical Mpc/h, shape ``(n_R,)``, on [0, aperture]."""
+        width = self.aperture_mpch / self.n_R
+        return (np.arange(self.n_R) + 0.5) * width
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """Shape of one image: ``(n_v, n_R)`` for ``"2d"``, ``(n_v,)`` for ``"1d"``."""
+        return (self.n_v, self.n_R) if self.kind == "2d" else (self.n_v,)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the configuration as a plain dict (JSON / ASDF serialisable)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FeatureConfig:
+        """Build a configuration from :meth:`to_dict` output; missing keys take defaults.
+
+        Raises
+        ------
+        ValueError
+            If ``d`` has keys that are not fields of `FeatureConfig` (they are named).
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(
+                f"unknown FeatureConfig key(s): {unknown}; expected a subset of {sorted(names)}"
+            )
+        return cls(**dict(d))
+
+
+# ---------------------------------------------------------------------------------------------
+# input helpers
+# ---------------------------------------------------------------------------------------------
+def pack(
+    list_of_R: Sequence[Any], list_of_v: Sequence[Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenate per-cluster arrays into the flat representation of :func:`kde_images`.
+
+    Parameters
+    ----------
+    list_of_R, list_of_v : sequence of array-like
+        One 1-D array per cluster: projected radii (physical Mpc/h) and line-of-sight
+        velocities (km/s). Cluster i must have ``len(list_of_R[i]) == len(list_of_v[i])``.
+
+    Returns
+    -------
+    R, v : ndarray of float64, shape ``(n_galaxies,)``
+    offsets : ndarray of int64, shape ``(n_clusters + 1,)``
+        Cluster i is ``slice(offsets[i], offsets[i + 1])``.
+    """
+    if len(list_of_R) != len(list_of_v):
+        raise ValueError(
+            f"list_of_R and list_of_v must have the same length, got {len(list_of_R)} "
+            f"and {len(list_of_v)}"
+        )
+    Rs = [np.asarray(r, dtype=np.float64).ravel() for r in list_of_R]
+    vs = [np.asarray(x, dtype=np.float64).ravel() for x in list_of_v]
+    for i, (r, x) in enumerate(zip(Rs, vs)):
+        if r.size != x.size:
+            raise ValueError(f"cluster {i}: R has {r.size} values but v has {x.size}")
+    offsets = np.zeros(len(Rs) + 1, dtype=np.int64)
+    np.cumsum([r.size for r in Rs], out=offsets[1:])
+    R = np.concatenate(Rs) if Rs else np.zeros(0)
+    v = np.concatenate(vs) if vs else np.zeros(0)
+    return R, v, offsets
+
+
+def _check_flat(R: Any, v: Any, offsets: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    R = np.asarray(R, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    if R.ndim != 1 or v.ndim != 1 or R.shape != v.shape:
+        raise ValueError(
+            f"R and v must be 1-D arrays of the same length, got shapes {R.shape} and {v.shape}"
+        )
+    offsets = np.asarray(offsets)
+    if offsets.ndim != 1 or offsets.size < 1 or not np.issubdtype(offsets.dtype, np.integer):
+        raise ValueError("offsets must be a 1-D integer array of length n_clusters + 1")
+    offsets = offsets.astype(np.int64)
+    if offsets[0] < 0 or offsets[-1] > R.size or np.any(np.diff(offsets) < 0):
+        raise ValueError(
+            "offsets must be non-decreasing and within [0, len(R)]; "
+            f"got offsets[0]={offsets[0]}, offsets[-1]={offsets[-1]}, len(R)={R.size}"
+        )
+    return R, v, offsets
+
+
+def _normalise_dtype(dtype: Any) -> np.dtype:
+    name = str(dtype).replace("torch.", "")
+    try:
+        dt = np.dtype(name if name in ("float32", "float64") else dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
+    return dt
+
+
+def _pad_size(n: np.ndarray) -> np.ndarray:
+    """Padded length of a bucket: round up to a multiple of max(8, 2**(floor(log2 n) - 3))."""
+    n = np.maximum(np.asarray(n, dtype=np.int64), 1)
+    q = np.maximum(8, 2 ** np.maximum(np.floor(np.log2(n)).astype(np.int64) - 3, 0))
+    return (n + q - 1) // q * q
+
+
+# ---------------------------------------------------------------------------------------------
+# array-namespace shims: the same kernel runs on numpy and torch
+# ---------------------------------------------------------------------------------------------
+class _NumpyOps:
+    is_torch = False
+
+    @staticmethod
+    def amax(x: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
+        return np.max(x, axis=axis, keepdims=True)
+
+    @staticmethod
+    def amin(x: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
+        return np.min(x, axis=axis, keepdims=True)
+
+    @staticmethod
+    def asum(x: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
+        return np.sum(x, axis=axis, keepdims=True)
+
+    @staticmethod
+    def index(idx: np.ndarray) -> np.ndarray:
+        return idx
+
+    @staticmethod
+    def asarray(x: np.ndarray, dtype: np.dtype = np.float64) -> np.ndarray:
+        return np.asarray(x, dtype=dtype)
+
+    @staticmethod
+    def cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        return x.astype(dtype, copy=False)
+
+    @staticmethod
+    def to_numpy(x: np.ndarray) -> np.ndarray:
+        return x
+
+    @staticmethod
+    def exp_(x: np.ndarray) -> np.ndarray:
+        return np.exp(x, out=x)
+
+    @staticmethod
+    def log_(x: np.ndarray) -> np.ndarray:
+        return np.log(x, out=x)
+
+    @staticmethod
+    def clamp_min_(x: np.ndarray, lo: float) -> np.ndarray:
+        return np.maximum(x, lo, out=x)
+
+
+class _TorchOps:
+    is_torch = True
+
+    def __init__(self, device: Any) -> None:
+        import torch
+
+        self.torch = torch
+        self.device = torch.device("cpu" if device is None else device)
+        self._dt = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
+
+    def amax(self, x: Any, axis: int | tuple[int, ...]) -> Any:
+        return self.torch.amax(x, dim=axis, keepdim=True)
+
+    def amin(self, x: Any, axis: int | tuple[int, ...]) -> Any:
+        return self.torch.amin(x, dim=axis, keepdim=True)
+
+    def asum(self, x: Any, axis: int | tuple[int, ...]) -> Any:
+        return self.torch.sum(x, dim=axis, keepdim=True)
+
+    def index(self, idx: np.ndarray) -> Any:
+        return self.torch.as_tensor(idx, device=self.device)
+
+    def asarray(self, x: np.ndarray, dtype: np.dtype = np.float64) -> Any:
+        return self.torch.as_tensor(
+            np.ascontiguousarray(x),
+            dtype=self._dt[np.dtype(dtype)],
+            device=self.device,
+        )
+
+    def cast(self, x: Any, dtype: np.dtype) -> Any:
+        return x.to(self._dt[np.dtype(dtype)])
+
+    @staticmethod
+    def to_numpy(x: Any) -> np.ndarray:
+        return x.detach().cpu().numpy()
+
+    @staticmethod
+    def exp_(x: Any) -> Any:
+        return x.exp_()
+
+    @staticmethod
+    def log_(x: Any) -> Any:
+        return x.log_()
+
+    @staticmethod
+    def clamp_min_(x: Any, lo: float) -> Any:
+        return x.clamp_(min=lo)
+
+
+def _ops(backend: str, device: Any) -> _NumpyOps | _TorchOps:
+    if backend == "numpy":
+        if device not in (None, "cpu"):
+            raise ValueError(f"backend='numpy' runs on the CPU only; got device={device!r}")
+        return _NumpyOps()
+    if backend == "torch":
+        return _TorchOps(device)
+    raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# kernels (batched over clusters; arrays padded to a common length P with a -inf bias)
+# ---------------------------------------------------------------------------------------------
+def _exp_floor(dtype: Any) -> float:
+    """Smallest exponent whose exp() is a normal number of ``dtype`` (plus a margin)."""
+    return math.log(float(np.finfo(dtype).tiny)) + 1.0
+
+
+def _kernel_2d_split(
+    ops: Any,
+    Xa: Any,
+    Ya: Any,
+    Yb: Any,
+    Xb: Any,
+    Wa: Any,
+    Wb: Any,
+    n_pad: int,
+    mm_dtype: np.dtype,
+    clamp_w: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Factorised 2-D KDE on a batch of clusters (see the module docstring).
+
+    The two exponent matrices are built as rank-3 products,
+    ``α' = [x_g, u_g, 1] @ [p_i; 1; q_i]`` (shape (n, n_v, P)) and
+    ``β'ᵀ = [p'_i, 1, q'_i] @ [y_g; u'_g; 1]`` (shape (n, P, n_R)), both <= 0 by construction
+    (padding: ``p = 0, q = -inf``), and the non-separable factor as
+    ``γ - max γ = [κ x_g, 1] @ [y_g; -max γ]`` (``Wa`` (n, n_v, 2), ``Wb`` (n, 2, n_R)).
+    All inputs are float64 arrays of the backend.
+
+    Returns
+    -------
+    images : ndarray (n, n_v, n_R), float64, normalised to sum 1
+    ok : ndarray (n,), bool; False where terms lost to underflow may matter.
+    """
+    # exponents below log(tiny) are clamped there: exp() of arguments in the subnormal range
+    # is ~10x slower, and each clamped term is off by at most exp(floor), which the
+    # underflow guard accounts for
+    floor = _exp_floor(mm_dtype)
+    A = ops.exp_(ops.clamp_min_(Xa @ Ya, floor))
+    B = ops.exp_(ops.clamp_min_(Yb @ Xb, floor))
+    if mm_dtype != np.dtype(np.float64):
+        A = ops.cast(A, mm_dtype)
+        B = ops.cast(B, mm_dtype)
+    S = A @ B  # (n, n_v, n_R); every term <= 1
+    del A, B
+    if mm_dtype != np.dtype(np.float64):
+        S = ops.cast(S, np.float64)
+    rtol, atol = _GUARD[np.dtype(mm_dtype)]
+    tiny = math.exp(floor) * n_pad  # bound on the error of one pixel's sum from clamping
+    s_min = ops.to_numpy(ops.amin(S, (1, 2))).reshape(-1)
+
+    # fast assembly: J = S exp(γ - max γ)
+    G = Wa @ Wb
+    if clamp_w:
+        G = ops.clamp_min_(G, _exp_floor(np.float64))
+    J = ops.exp_(G)
+    J *= S
+    j_max = ops.to_numpy(ops.amax(J, (1, 2))).reshape(-1)
+    j_sum = ops.asum(J, (1, 2))
+    J /= j_sum
+    images = ops.to_numpy(J)
+    j_sum = ops.to_numpy(j_sum).reshape(-1)
+    ok = np.isfinite(j_sum) & (j_sum > 0)
+    # Clusters where a pixel may have lost terms to clamping / underflow (S < tiny / rtol) or
+    # where J itself may have underflowed (tiny maximum) are redone in the log domain, which
+    # also decides whether the lost terms matter.
+    redo = np.flatnonzero(ok & ((s_min < tiny / rtol) | (j_max < 1e-100)))
+    if redo.size:
+        idx = ops.index(redo)
+        S_r = S[idx]
+        G_r = Wa[idx] @ Wb[idx]
+        L = ops.log_(S_r.clone() if ops.is_torch else S_r.copy())  # S = 0 -> -inf
+        L += G_r
+        L_max = ops.amax(L, (1, 2))
+        L -= L_max
+        J_r = ops.exp_(ops.clamp_min_(L, _exp_floor(np.float64)))
+        J_r /= ops.asum(J_r, (1, 2))
+        # the absolute error of a suspect pixel is <= exp(G) tiny (up to the common shift);
+        # it must stay below atol x the image maximum exp(L_max)
+        lost = (S_r < tiny / rtol) & (G_r - L_max > math.log(atol) - math.log(tiny))
+        lost = ops.to_numpy(ops.amax(ops.cast(lost, np.float64), (1, 2))).reshape(-1) > 0
+        images[redo] = ops.to_numpy(J_r)
+        ok[redo] = ~lost & np.isfinite(images[redo]).all(axis=(1, 2))
+    return images, ok
+
+
+def _kernel_1d(ops: Any, x: Any, xg: Any) -> np.ndarray:
+    """Direct 1-D KDE: x (n, 1, P) scaled velocities (padding: +huge), xg (n, n_v, 1)."""
+    E = xg - x
+    E *= E
+    E *= -0.5
+    E -= ops.amax(E, (1, 2))
+    E = ops.exp_(ops.clamp_min_(E, _exp_floor(np.float64)))  # terms < 1e-307 x max
+    dens = ops.asum(E, 2)[..., 0]
+    dens /= ops.asum(dens, 1)
+    return ops.to_numpy(dens)
+
+
+def _direct_2d(
+    x: np.ndarray, y: np.ndarray, xg: np.ndarray, yg: np.ndarray, rho: float, block: int
+) -> np.ndarray:
+    """Direct float64 evaluation of one cluster (safe path), log-sum-exp over galaxy blocks.
+
+    Uses the Cholesky form Q = (dx - ρ dy)² / (1 - ρ²) + dy², as scipy's whitening does.
+    """
+    n_v, n_R = xg.size, yg.size
+    inv = 1.0 / math.sqrt(1.0 - rho * rho)
+    m_run = np.full((n_v, n_R), -np.inf)
+    s_run = np.zeros((n_v, n_R))
+    for start in range(0, x.size, block):
+        xb, yb = x[start : start + block], y[start : start + block]
+        dy = yg[None, :, None] - yb[None, None, :]  # (1, n_R, b)
+        z1 = ((xg[:, None, None] - xb[None, None, :]) - rho * dy) * inv  # (n_v, n_R, b)
+        E = -0.5 * (z1 * z1 + dy * dy)
+        m_blk = E.max(axis=2)
+        m_new = np.maximum(m_run, m_blk)
+        s_run = s_run * np.exp(m_run - m_new) + np.exp(E - m_new[..., None]).sum(axis=2)
+        m_run = m_new
+    log_d = np.log(s_run) + m_run
+    img = np.exp(log_d - log_d.max())
+    return img / img.sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# public entry points
+# ---------------------------------------------------------------------------------------------
+def kde_images(
+    R: Any,
+    v: Any,
+    offsets: Any,
+    config: FeatureConfig | None = None,
+    *,
+    backend: str = "numpy",
+    device: Any = None,
+    dtype: Any = np.float64,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """KDE images of many clusters at once (the package's one feature builder).
+
+    Parameters
+    ----------
+    R : array-like of float, shape ``(n_galaxies,)``
+        Projected radii, physical Mpc/h, all clusters concatenated (already cylinder-cut).
+    v : array-like of float, shape ``(n_galaxies,)``
+        Line-of-sight velocities in the cluster rest frame, km/s.
+    offsets : array-like of int, shape ``(n_clusters + 1,)``
+        Cluster i is ``slice(offsets[i], offsets[i + 1])`` of ``R`` and ``v`` (see :func:`pack`).
+    config : FeatureConfig, optional
+        Grid, kernel and kind; default ``FeatureConfig()`` (the paper's CNN_2D input).
+    backend : {"numpy", "torch"}
+        Array library for the heavy part. ``"torch"`` runs the same math on ``device``.
+    device : str or torch.device, optional
+        Torch device (``"cpu"``, ``"cuda"``, ...); only with ``backend="torch"``.
+    dtype : {numpy.float64, numpy.float32}
+        Output dtype. With float32 the batched matrix product of the 2-D path runs in float32
+        (exponentials, guards and normalisation stay in float64; images agree with float64 to
+        ~1e-6 relative); clusters whose float32 product fails the underflow guard are redone
+        in float64.
+    chunk_size : int
+        Work budget: clusters padded to length P are processed
+        ``max(1, chunk_size // max(P, 64))`` at a time, which bounds the working memory to
+        about ``chunk_size * (2 (n_v + n_R) + 3 n_v n_R / 64) * 8 B`` (~14 MiB at the
+        default 8192 for 48 × 48 images), except for single clusters larger than that.
+
+    Returns
+    -------
+    images : ndarray, shape ``(n_clusters, n_v, n_R)`` (2d) or ``(n_clusters, n_v)`` (1d)
+        Axis 1 = velocity bin centres (`FeatureConfig.v_centres`), axis 2 = radius bin centres
+        (`FeatureConfig.R_centres`); each image sums to 1. NaN where ``valid`` is False.
+    valid : ndarray of bool, shape ``(n_clusters,)``
+        False where the KDE is undefined: fewer than 3 galaxies, non-finite R or v, a singular
+        sample covariance (e.g. all galaxies at the same R), or a KDE that is numerically zero
+        on the whole grid. One bad cluster never affects the others and never raises.
+
+    Raises
+    ------
+    ValueError
+        If the arrays are malformed (shapes, offsets) or an option is unknown.
+    """
+    config = FeatureConfig() if config is None else config
+    if not isinstance(config, FeatureConfig):
+        raise TypeError(f"config must be a FeatureConfig, got {type(config).__name__}")
+    R, v, offsets = _check_flat(R, v, offsets)
+    out_dtype = _normalise_dtype(dtype)
+    ops = _ops(backend, device)
+    if (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, int | np.integer)
+        or (chunk_size < 1)
+    ):
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+
+    n = offsets.size - 1
+    counts = np.diff(offsets)
+    images = np.full((n, *config.image_shape), np.nan, dtype=out_dtype)
+    valid = np.zeros(n, dtype=bool)
+    if n == 0:
+        return images, valid
+
+    # clusters with enough, all-finite galaxies (others stay invalid / NaN)
+    finite = np.isfinite(R) & np.isfinite(v)
+    cum = np.concatenate([[0], np.cumsum(~finite)])
+    n_bad = cum[offsets[1:]] - cum[offsets[:-1]]
+    candidates = np.flatnonzero((counts >= MIN_GALAXIES) & (n_bad == 0))
+    if candidates.size == 0:
+        return images, valid
+
+    # buckets of equal padded length; sorted so that chunks contain similar sizes
+    pads = _pad_size(counts[candidates])
+    order = np.argsort(pads, kind="stable")
+    candidates, pads = candidates[order], pads[order]
+    bounds = np.flatnonzero(np.diff(pads)) + 1
+    for group, P in zip(np.split(candidates, bounds), pads[np.concatenate([[0], bounds])]):
+        per_chunk = max(1, int(chunk_size) // max(int(P), 64))
+        for start in range(0, group.size, per_chunk):
+            idx = group[start : start + per_chunk]
+            with np.errstate(divide="ignore", under="ignore", over="ignore", invalid="ignore"):
+                img, ok = _process_chunk(
+                    R, v, offsets[idx], counts[idx], int(P), config, ops, out_dtype, chunk_size
+                )
+            images[idx] = img
+            valid[idx] = ok
+    return images, valid
+
+
+def _process_chunk(
+    R: np.ndarray,
+    v: np.ndarray,
+    starts: np.ndarray,
+    counts: np.ndarray,
+    P: int,
+    config: FeatureConfig,
+    ops: Any,
+    out_dtype: np.dtype,
+    chunk_size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images of one chunk of clusters padded to length P; returns (images, valid)."""
+    k = starts.size
+    j = np.arange(P)
+    mask = j[None, :] < counts[:, None]
+    gather = np.where(mask, starts[:, None] + j[None, :], 0)
+    vv = np.where(mask, v[gather], 0.0)
+    RR = np.where(mask, R[gather], 0.0)
+    n = counts.astype(np.float64)
+
+    ok = np.ones(k, dtype=bool)
+
+    # per-cluster statistics (two-pass, as numpy.cov does)
+    mean_v = vv.sum(axis=1) / n
+    cv = np.where(mask, vv - mean_v[:, None], 0.0)
+    var_v = (cv * cv).sum(axis=1) / (n - 1)
+    scale_v = np.abs(vv).max(axis=1)
+    if config.kind == "2d":
+        mean_R = RR.sum(axis=1) / n
+        cR = np.where(mask, RR - mean_R[:, None], 0.0)
+        var_R = (cR * cR).sum(axis=1) / (n - 1)
+        cov_vR = (cv * cR).sum(axis=1) / (n - 1)
+        scale_R = np.abs(RR).max(axis=1)
+
+    if config.kernel == "fixed":
+        sig_v = np.full(k, config.fixed_sigma_v_kms)
+        if config.kind == "2d":
+            sig_R = np.full(k, config.fixed_sigma_R_mpch)
+            rho = np.zeros(k)
+    else:
+        ok &= var_v > (1e-12 * scale_v) ** 2
+        sig_v = config.bandwidth * np.sqrt(np.where(ok, var_v, 1.0))
+        if config.kind == "2d":
+            ok &= var_R > (1e-12 * scale_R) ** 2
+            denom = np.sqrt(np.where(ok, var_v * var_R, 1.0))
+            rho = np.where(ok, cov_vR / denom, 0.0)
+            ok &= (1.0 - rho * rho) > 1e-12
+            rho = np.where(ok, rho, 0.0)
+            sig_R = config.bandwidth * np.sqrt(np.where(ok, var_R, 1.0))
+
+    v_c = 0.0
+    x = np.where(mask, (vv - v_c) / sig_v[:, None], 0.0)
+    xg = (config.v_centres[None, :] - v_c) / sig_v[:, None]  # (k, n_v)
+
+    if config.kind == "1d":
+        x_pad = np.where(mask, x, _PAD)[:, None, :]
+        images = _kernel_1d(ops, ops.asarray(x_pad), ops.asarray(xg[:, :, None]))
+        ok &= np.isfinite(images).all(axis=1)
+        images[~ok] = np.nan
+        return images.astype(out_dtype, copy=False), ok
+
+    R_c = 0.5 * config.aperture_mpch
+    y = np.where(mask, (RR - R_c) / sig_R[:, None], 0.0)
+    yg = (config.R_centres[None, :] - R_c) / sig_R[:, None]  # (k, n_R)
+    s = (1.0 / (1.0 - rho * rho))[:, None]
+    kappa = rho[:, None] * s
+
+    # Split exponents (module docstring), expanded so that each matrix is a rank-2 product:
+    #   α - a_up = u_g + x_g p_i + q_i,   a_up = max_i κ² y_i² / (2 s) >= max α
+    #   β - b_up = u'_g + y_g p'_i + q'_i, b_up = |κ| max|x_i| max|y_g| >= max β
+    ax, ay = np.abs(x), np.abs(y)
+    xg_max = np.abs(xg).max(axis=1, keepdims=True)
+    yg_max = np.abs(yg).max(axis=1, keepdims=True)
+    x_max = ax.max(axis=1, keepdims=True)
+    y_max = ay.max(axis=1, keepdims=True)
+    a_up = (kappa * kappa / (2.0 * s)) * y_max**2
+    b_up = np.abs(kappa) * x_max * yg_max
+    p_a = np.where(mask, s * x - kappa * y, 0.0)
+    q_a = np.where(mask, x * (kappa * y - 0.5 * s * x), -np.inf)
+    u_a = -0.5 * s * xg * xg - a_up
+    p_b = np.where(mask, s * y - kappa * x, 0.0)
+    q_b = np.where(mask, -0.5 * s * y * y, -np.inf)
+    u_b = -0.5 * s * yg * yg - b_up
+    # a-priori precision guard: magnitude of the largest partial exponent term
+    mag = (
+        0.5 * s * (xg_max**2 + x_max**2 + yg_max**2 + y_max**2)
+        + xg_max * (s * x_max + np.abs(kappa) * y_max)
+        + yg_max * (s * y_max + np.abs(kappa) * x_max)
+        + np.abs(kappa) * (x_max * y_max + xg_max * yg_max)
+        + a_up
+        + b_up
+    )[:, 0]
+    split_ok = ok & (mag <= _MAX_SPLIT_EXPONENT)
+
+    mm_dtypes = [out_dtype] if out_dtype == np.float64 else [out_dtype, np.dtype(np.float64)]
+    todo = np.flatnonzero(split_ok)
+    n_v, n_R = config.n_v, config.n_R
+    images = np.empty((k, n_v, n_R))
+    done = np.zeros(k, dtype=bool)
+    for mm_dtype in mm_dtypes:
+        if todo.size == 0:
+            break
+        t = todo
+        kt = t.size
+        Xa = np.empty((kt, n_v, 3))
+        Xa[:, :, 0], Xa[:, :, 1], Xa[:, :, 2] = xg[t], u_a[t], 1.0
+        Ya = np.empty((kt, 3, P))
+        Ya[:, 0], Ya[:, 1], Ya[:, 2] = p_a[t], 1.0, q_a[t]
+        Yb = np.empty((kt, P, 3))
+        Yb[:, :, 0], Yb[:, :, 1], Yb[:, :, 2] = p_b[t], 1.0, q_b[t]
+        Xb = np.empty((kt, 3, n_R))
+        Xb[:, 0], Xb[:, 1], Xb[:, 2] = yg[t], u_b[t], 1.0
+        # γ = κ x_g y_g is bilinear: its extremes over the grid are at the corners
+        corners = kappa[t] * np.stack(
+            [
+                xg[t, 0] * yg[t, 0],
+                xg[t, 0] * yg[t, -1],
+                xg[t, -1] * yg[t, 0],
+                xg[t, -1] * yg[t, -1],
+            ],
+            axis=1,
+        )
+        g_max = corners.max(axis=1)
+        Wa = np.empty((kt, n_v, 2))
+        Wa[:, :, 0], Wa[:, :, 1] = kappa[t] * xg[t], 1.0
+        Wb = np.empty((kt, 2, n_R))
+        Wb[:, 0], Wb[:, 1] = yg[t], -g_max[:, None]
+        clamp_w = bool(np.any(g_max - corners.min(axis=1) > 700.0))
+        img, good = _kernel_2d_split(
+            ops,
+            ops.asarray(Xa),
+            ops.asarray(Ya),
+            ops.asarray(Yb),
+            ops.asarray(Xb),
+            ops.asarray(Wa),
+            ops.asarray(Wb),
+            P,
+            mm_dtype,
+            clamp_w,
+        )
+        if t.size == k and good.all():  # the common case: no copy
+            images = img
+        else:
+            images[t[good]] = img[good]
+        done[t[good]] = True
+        todo = t[~good]
+
+    # safe path: direct, chunked evaluation (strongly correlated R-v, extreme ranges)
+    direct = np.flatnonzero(ok & ~done)
+    rho = rho.ravel()
+    block = max(1, chunk_size * (config.n_v + config.n_R) // (config.n_v * config.n_R))
+    for c in direct:
+        m = int(counts[c])
+        img = _direct_2d(x[c, :m], y[c, :m], xg[c], yg[c], float(rho[c]), block)
+        if np.all(np.isfinite(img)):
+            images[c] = img
+        else:
+            ok[c] = False
+    if not ok.all():
+        images[~ok] = np.nan
+    return images.astype(out_dtype, copy=False), ok
+
+
+def kde_image(R: Any, v: Any, config: FeatureConfig | None = None, **kwargs: Any) -> np.ndarray:
+    """KDE image of a single cluster (convenience wrapper of :func:`kde_images`).
+
+    Parameters
+    ----------
+    R : array-like of float, shape ``(N,)``
+        Projected radii, physical Mpc/h (already cylinder-cut).
+    v : array-like of float, shape ``(N,)``
+        Line-of-sight velocities in the cluster rest frame, km/s.
+    config : FeatureConfig, optional
+        Default ``FeatureConfig()``.
+    **kwargs
+        Passed to :func:`kde_images` (``backend``, ``device``, ``dtype``, ``chunk_size``).
+
+    Returns
+    -------
+    image : ndarray, shape ``(n_v, n_R)`` (2d) or ``(n_v,)`` (1d), sums to 1.
+
+    Raises
+    ------
+    ValueError
+        If the KDE is undefined for this cluster (fewer than 3 galaxies, non-finite values,
+        singular covariance).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astro_cnnmass.features import kde_image
+    >>> rng = np.random.default_rng(1)
+    >>> img = kde_image(rng.uniform(0, 1.6, 60), rng.normal(0, 600, 60))
+    >>> img.shape, round(float(img.sum()), 12)
+    ((48, 48), 1.0)
+    """
+    R = np.atleast_1d(np.asarray(R, dtype=np.float64))
+    v = np.atleast_1d(np.asarray(v, dtype=np.float64))
+    if R.ndim != 1 or R.shape != v.shape:
+        raise ValueError(f"R and v must be 1-D of equal length, got {R.shape} and {v.shape}")
+    images, valid = kde_images(R, v, np.array([0, R.size]), config, **kwargs)
+    if not valid[0]:
+        n_fin = int(np.count_nonzero(np.isfinite(R) & np.isfinite(v)))
+        if R.size < MIN_GALAXIES:
+            why = f"it has {R.size} galaxies (at least {MIN_GALAXIES} are needed)"
+        elif n_fin < R.size:
+            why = f"{R.size - n_fin} of its R/v values are not finite"
+        else:
+            why = "its sample covariance of (v, R) is singular (e.g. all galaxies at one R or v)"
+        raise ValueError(f"the KDE image of this cluster is undefined: {why}")
+    return images[0]

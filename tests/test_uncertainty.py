@@ -1,0 +1,268 @@
+"""Tests of astro_cnnmass.uncertainty: calibration, mass-function prior, out-of-domain score."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from astro_cnnmass.evaluation import interval_coverage
+from astro_cnnmass.features import FeatureConfig
+from astro_cnnmass.inference import Predictor
+from astro_cnnmass.networks import build_network, default_network_config
+from astro_cnnmass.training import prepare_features, train_model
+from astro_cnnmass.uncertainty import (
+    QUANTILE_LEVELS,
+    embeddings,
+    fit_ood_model,
+    fit_std_calibration,
+    gaussian_quantiles,
+    log_mass_function,
+    ood_scores,
+    ood_threshold,
+    posterior_quantiles,
+    posterior_samples,
+    reweight_to_mass_function,
+    reweighted_quantiles,
+)
+from astro_cnnmass.weights import ModelBundle
+
+torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------------------- helpers
+def toy_catalog(n_hosts, n_los=2, seed=0, z=0.1, host0=0):
+    """Gaussian velocity clouds, sigma = 1000 km/s (M / 1e15)^(1/3), R = 1.6 u^2, 20-40 galaxies."""
+    rng = np.random.default_rng(seed)
+    log_m = rng.uniform(14.0, 15.0, n_hosts)
+    R, v, offsets = [], [], [0]
+    cols = {"host_id": [], "los_id": [], "log_m200c": [], "z": []}
+    for h in range(n_hosts):
+        sigma = 1000.0 * 10 ** ((log_m[h] - 15.0) / 3)
+        for los in range(n_los):
+            n = int(rng.integers(20, 40))
+            R.append(1.6 * rng.uniform(0.0, 1.0, n) ** 2)  # concentrated, as real clusters
+            v.append(rng.normal(0.0, sigma, n))
+            offsets.append(offsets[-1] + n)
+            for key, val in zip(cols, (host0 + h, los, log_m[h], z)):
+                cols[key].append(val)
+    return SimpleNamespace(
+        R=np.concatenate(R), v=np.concatenate(v), offsets=np.asarray(offsets),
+        clusters={k: np.asarray(val) for k, val in cols.items()},
+        meta={"generator_version": "toy", "seed": seed,
+              "cosmology": {"name": "multidark-planck"}},
+    )
+
+
+def uniform_catalog(n_clusters, seed=0, z=0.1, aperture=1.6, v_cut=2200.0):
+    """Phase spaces drawn uniformly in R in [0, aperture] and v in [-v_cut, v_cut]."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(20, 40, n_clusters)
+    n = int(sizes.sum())
+    return SimpleNamespace(
+        R=rng.uniform(0.0, aperture, n), v=rng.uniform(-v_cut, v_cut, n),
+        offsets=np.concatenate([[0], np.cumsum(sizes)]),
+        clusters={"host_id": np.arange(n_clusters), "log_m200c": np.full(n_clusters, 15.0),
+                  "z": np.full(n_clusters, z)},
+    )
+
+
+def _features(bundle, cat):
+    return prepare_features(cat, bundle.cylinder, FeatureConfig.from_dict(bundle.feature_config))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    bundle = train_model(
+        toy_catalog(400, seed=0), epochs=10, batch_size=32, seed=1, progress=False,
+        val_fraction=0.25, patience=None, n_per_bin=None, command="pytest",
+    )
+    return bundle
+
+
+# ---------------------------------------------------------------------------- calibration
+def _gaussian_set(n, seed, inflate):
+    rng = np.random.default_rng(seed)
+    truth = rng.uniform(14.0, 15.0, n)
+    std = rng.uniform(0.08, 0.2, n)
+    mean = truth + rng.normal(0.0, inflate * std)
+    return mean, std, truth
+
+
+def test_fit_std_calibration_restores_coverage():
+    mean_v, std_v, m_v = _gaussian_set(4000, seed=0, inflate=1.6)  # overconfident network
+    scale = fit_std_calibration(mean_v, std_v, m_v)
+    assert scale == pytest.approx(1.6, rel=0.08)
+    # exact on the calibration set, by construction
+    cov_val = interval_coverage(m_v, mean_v, std_v * scale)["overall"]["0.68"]
+    assert cov_val == pytest.approx(0.68, abs=0.005)
+    # independent "test" set: targets of issue 5, overall and per 0.25-dex bin
+    mean_t, std_t, m_t = _gaussian_set(4000, seed=1, inflate=1.6)
+    before = interval_coverage(m_t, mean_t, std_t)
+    assert before["overall"]["0.68"] < 0.5
+    after = interval_coverage(m_t, mean_t, std_t * scale)
+    assert 0.64 <= after["overall"]["0.68"] <= 0.72
+    assert 0.87 <= after["overall"]["0.90"] <= 0.93
+    assert len(after["bins"]) == 4
+    for b in after["bins"]:
+        assert 0.62 <= b["0.68"] <= 0.74 and 0.85 <= b["0.90"] <= 0.95
+
+
+def test_fit_std_calibration_median_rule_and_errors():
+    mean, std, m = _gaussian_set(500, seed=2, inflate=1.0)
+    t = np.abs(m - mean) / std
+    assert fit_std_calibration(mean, std, m, level=0.5) == pytest.approx(
+        np.median(t) / stats.norm.ppf(0.75)
+    )
+    std_nan = std.copy()
+    std_nan[:10] = np.nan  # ignored
+    assert np.isfinite(fit_std_calibration(mean, std_nan, m))
+    with pytest.raises(ValueError, match="no cluster"):
+        fit_std_calibration([14.0], [np.nan], [14.0])
+    with pytest.raises(ValueError, match="level"):
+        fit_std_calibration(mean, std, m, level=1.2)
+
+
+# ---------------------------------------------------------------------------- quantiles
+def test_quantiles_are_ordered_and_match_the_gaussian():
+    mean, std = np.array([14.2, 14.9, np.nan]), np.array([0.1, 0.2, 0.1])
+    gq = gaussian_quantiles(mean, std)
+    assert gq.shape == (3, len(QUANTILE_LEVELS))
+    assert np.all(np.diff(gq[:2], axis=1) > 0) and np.all(np.isnan(gq[2]))
+    np.testing.assert_allclose(gq[:2, 2], mean[:2])
+    # gridded Gaussian -> the same quantiles
+    grid = mean[:2, None] + std[:2, None] * np.linspace(-7, 7, 801)[None, :]
+    pdf = stats.norm.pdf(grid, mean[:2, None], std[:2, None])
+    pq = posterior_quantiles(grid, pdf)
+    np.testing.assert_allclose(pq, gq[:2], atol=2e-3)
+    assert np.all(np.diff(pq, axis=1) > 0)
+    samples = posterior_samples(grid, pdf, 4000, seed=0)
+    assert samples.shape == (2, 4000)
+    np.testing.assert_allclose(samples.std(axis=1), std[:2], rtol=0.05)
+
+
+def test_mass_function_reweighting_pulls_high_masses_down():
+    z = 0.1
+    lmf = log_mass_function(np.array([14.0, 14.5, 15.0]), z)
+    assert np.all(np.diff(lmf) < 0)  # the mass function falls with mass
+    mean, std = np.array([14.0, 15.0]), np.array([0.15, 0.15])
+    grid, pdf = reweight_to_mass_function(mean, std, z, prior_range=None)
+    assert grid.shape == pdf.shape == (2, 400)
+    np.testing.assert_allclose(np.trapezoid(pdf, grid, axis=1), 1.0, rtol=1e-6)
+    q = posterior_quantiles(grid, pdf)
+    assert np.all(np.diff(q, axis=1) > 0)
+    shift = q[:, 2] - mean
+    assert shift[0] < -0.01 and shift[1] < shift[0]  # down, and more at 10^15 than at 10^14
+    # roughly sigma^2 ln(10) dlog10(dn/dlog10M)/dlog10M (Gaussian times a local power law)
+    slope = np.gradient(log_mass_function(np.array([13.95, 14.05]), z))[0] / 0.1
+    assert shift[0] == pytest.approx(0.15**2 * np.log(10) * slope, rel=0.3)
+    # the posterior is narrower than the flat-prior Gaussian, and stays inside the prior range
+    q_trunc = reweighted_quantiles(mean, std, z, prior_range=(13.9, 15.1))
+    assert np.all((q_trunc >= 13.9) & (q_trunc <= 15.1))
+    # redshift dependence: the mass function is steeper at higher z
+    q_hi_z = reweighted_quantiles(mean[1:], std[1:], 0.4, prior_range=None)
+    assert q_hi_z[0, 2] < q[1, 2]
+    # invalid rows give NaN, not an exception
+    _, pdf_bad = reweight_to_mass_function([14.0, np.nan], [0.1, 0.1], [0.1, 0.1])
+    assert np.isfinite(pdf_bad[0]).all() and np.isnan(pdf_bad[1]).all()
+
+
+def test_reweighting_reads_the_bundle(trained):
+    grid, _ = reweight_to_mass_function([14.5], [0.3], 0.1, bundle=trained)
+    lo, hi = trained.target_scaling["log_m_min"], trained.target_scaling["log_m_max"]
+    assert grid[0, 0] >= lo - 1e-12 and grid[0, -1] <= hi + 1e-12
+    shared = np.linspace(13.5, 15.5, 201)
+    _, p2 = reweight_to_mass_function([14.5], [0.3], 0.1, bundle=trained, grid=shared)
+    assert np.all(p2[0][(shared < lo) | (shared > hi)] == 0)
+
+
+# ---------------------------------------------------------------------------- embedding / OOD
+@pytest.mark.parametrize("arch", ["cnn2d", "cnn1d"])
+def test_embed_is_the_penultimate_layer(arch):
+    torch.manual_seed(0)
+    net = build_network(default_network_config(arch, "gaussian")).eval()
+    x = torch.rand(4, 48, 48) if arch == "cnn2d" else torch.rand(4, 48)
+    z = torch.zeros(4)
+    with torch.no_grad():
+        e = net.embed(x, z)
+        assert e.shape == (4, 64) and torch.all(e >= 0)
+        torch.testing.assert_close(net.out(e), net(x, z))
+
+
+def test_fit_ood_model_threshold_and_scores():
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(2000, 8))
+    train[:, 7] = 0.0  # a dead unit: still invertible thanks to the shrinkage
+    val = rng.normal(size=(1000, 8))
+    val[:, 7] = 0.0
+    model = fit_ood_model(train, val, percentile=99.0)
+    assert model["threshold_set"] == "validation" and model["n_fit"] == 2000
+    assert np.asarray(model["precision"]).shape == (8, 8)
+    # chi distribution with 7 degrees of freedom: 99th percentile ~ 4.3
+    assert model["threshold"] == pytest.approx(np.sqrt(stats.chi2.ppf(0.99, 7)), rel=0.1)
+    with pytest.raises(ValueError):
+        fit_ood_model(train[:1])
+
+
+def test_ood_flags_uniform_phase_spaces(trained):
+    bundle = trained
+    ood = bundle.domain["ood"]
+    assert ood["threshold_set"] == "validation" and ood["member"] == 0
+    assert len(ood["mean"]) == 64 and np.isfinite(ood["threshold"])
+    held_out = _features(bundle, toy_catalog(40, seed=5, host0=10_000))
+    uniform = _features(bundle, uniform_catalog(60, seed=6))
+    thr = ood_threshold(bundle)
+    s_in = ood_scores(bundle, held_out["images"], held_out["z"], device="cpu")
+    s_out = ood_scores(bundle, uniform["images"], uniform["z"], device="cpu")
+    assert np.mean(s_in > thr) <= 0.1  # in-distribution mocks pass (~1 % expected)
+    # uniform phase spaces are flagged: this toy network reads only the velocity width (the toy
+    # mass does not depend on R), so a minority of them look like a ~10^15 cluster to it
+    assert np.mean(s_out > thr) >= 0.6
+    assert np.median(s_out) > 1.5 * np.median(s_in)
+    # a Predictor gives the same scores (no network rebuild); NaN images give NaN
+    pred = Predictor(bundle, device="cpu")
+    np.testing.assert_allclose(ood_scores(pred, uniform["images"], uniform["z"]), s_out)
+    bad = held_out["images"][:3].copy()
+    bad[1] = np.nan
+    s_bad = ood_scores(pred, bad, 0.1)
+    assert np.isnan(s_bad[1]) and np.isfinite(s_bad[[0, 2]]).all()
+    assert embeddings(pred, bad, 0.1).shape == (3, 64)
+    # a bundle without an OOD model: NaN scores and threshold
+    bare = bundle.replace(domain={k: v for k, v in bundle.domain.items() if k != "ood"})
+    assert np.isnan(ood_threshold(bare))
+    assert np.isnan(ood_scores(bare, bad, 0.1, device="cpu")).all()
+
+
+# ---------------------------------------------------------------------------- in the bundle
+def test_train_model_stores_calibration(trained):
+    bundle = trained
+    cal = bundle.metrics["calibration"]
+    scale = bundle.target_scaling["calibration"]["std_scale"]
+    assert scale == cal["std_scale"] > 0 and cal["fitted_on"] == "validation"
+    assert cal["n"] == bundle.training["n_val"]
+    assert cal["coverage_after"]["0.68"] == pytest.approx(0.68, abs=0.06)
+    assert set(cal["coverage_before"]) == {"0.68", "0.90"}
+    assert cal["std_fallback"] == bundle.metrics["scatter_dex"]
+    # the predictor applies it
+    held_out = _features(bundle, toy_catalog(10, seed=7, host0=20_000))
+    unscaled = bundle.replace(
+        target_scaling={**bundle.target_scaling, "calibration": {"std_scale": 1.0}}
+    )
+    s1 = Predictor(bundle, device="cpu").predict(held_out["images"], held_out["z"])["std"]
+    s0 = Predictor(unscaled, device="cpu").predict(held_out["images"], held_out["z"])["std"]
+    np.testing.assert_allclose(s1, scale * s0, rtol=1e-10)
+
+
+def test_calibration_and_ood_survive_asdf_round_trip(trained, tmp_path):
+    bundle = trained
+    back = ModelBundle.read(bundle.write(tmp_path / "model.asdf"))
+    assert back.sha256 == bundle.sha256
+    assert back.target_scaling["calibration"] == bundle.target_scaling["calibration"]
+    assert back.metrics["calibration"] == bundle.metrics["calibration"]
+    assert back.domain["ood"] == bundle.domain["ood"]
+    imgs = _features(bundle, uniform_catalog(5, seed=8))
+    np.testing.assert_allclose(
+        ood_scores(back, imgs["images"], imgs["z"], device="cpu"),
+        ood_scores(bundle, imgs["images"], imgs["z"], device="cpu"),
+    )
