@@ -46,6 +46,9 @@ def _add_estimate(subparsers) -> None:
     p.add_argument("--z-column", default="z")
     p.add_argument("--format", default=None, help="table format passed to Table.read")
     p.add_argument("--model", default=None, help="ASDF model file (default: bundled CNN_2D)")
+    p.add_argument("--prior", choices=("flat", "mass_function"), default="flat",
+                   help="prior on log M200c: the training prior (flat, default) or the "
+                   "Tinker08 mass function at the cluster redshift")
     p.add_argument("--json", action="store_true", help="print JSON instead of a summary")
     p.set_defaults(func=_run_estimate)
 
@@ -123,7 +126,7 @@ def _run_estimate(args) -> int:
         raise InputError("give both --ra-cl and --dec-cl, or neither")
     if args.ra_cl is not None:
         center = SkyCoord(args.ra_cl * u.deg, args.dec_cl * u.deg)
-    estimator = DynamicalMassEstimator.load(args.model)
+    estimator = DynamicalMassEstimator.load(args.model, prior=args.prior)
     result = estimator.estimate(
         members, z_cluster=args.z_cl, center=center, cosmology=_cosmology(args.cosmology),
         ra_column=args.ra_column, dec_column=args.dec_column, z_column=args.z_column,

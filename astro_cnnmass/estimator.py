@@ -22,9 +22,10 @@ from astropy.cosmology import Cosmology
 from astropy.table import QTable, Table
 from scipy.stats import norm
 
-from .classical import MSUN_H, MSigmaPowerLaw, evrard_mass
+from .classical import EVRARD08_ALPHA, EVRARD08_SIGMA15, MSUN_H, MSigmaPowerLaw
 from .exceptions import AstroCnnmassWarning, InputError, TooFewGalaxiesError
 from .phase_space import MPC_H, Cylinder, PhaseSpace, phase_space
+from .uncertainty import ood_scores, ood_threshold
 
 __all__ = [
     "QUANTILE_LEVELS",
@@ -50,7 +51,9 @@ class MassEstimate:
         Point estimate of M200c in Msun/h (the median of the predictive distribution), NaN if
         the cluster could not be measured.
     log_mass, log_mass_std : float
-        Mean and standard deviation of the predictive distribution of log10 M200c [dex].
+        Centre and width of the predictive distribution of log10 M200c [dex]: the Gaussian
+        mean and standard deviation with the flat prior; the median and half the 16–84 %
+        width of the reweighted posterior with the mass-function prior.
     mass_interval : tuple of `~astropy.units.Quantity` or None
         The central 68 % interval (16th, 84th percentiles), Msun/h.
     quantiles : dict
@@ -78,6 +81,14 @@ class MassEstimate:
         The KDE image the network saw (axis 0: velocity, axis 1: radius).
     cylinder : `~astro_cnnmass.phase_space.Cylinder`
         The cylinder used.
+    ood_score : float
+        Out-of-domain score: Mahalanobis distance of the network's embedding of this phase
+        space from the training mocks (NaN without a network).
+    out_of_distribution : bool
+        True when ``ood_score`` exceeds the model's threshold (the 99th percentile of held-out
+        validation mocks).
+    prior : str
+        ``'flat'`` (the training prior, flat in log M) or ``'mass_function'``.
     """
 
     mass: u.Quantity
@@ -96,6 +107,35 @@ class MassEstimate:
     phase_space: PhaseSpace | None = None
     in_cylinder: np.ndarray | None = None
     image: np.ndarray | None = field(default=None, repr=False)
+    ood_score: float = float("nan")
+    out_of_distribution: bool = False
+    prior: str = "flat"
+    posterior_grid: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    def samples(self, n: int = 1000, seed: Any = None) -> u.Quantity:
+        """Draws of M200c (Msun/h) from the predictive distribution.
+
+        With the flat prior this is the log-normal of mean ``log_mass`` and width
+        ``log_mass_std``; with the mass-function prior the reweighted posterior on its grid.
+
+        Parameters
+        ----------
+        n : int
+            Number of samples.
+        seed : int or numpy.random.Generator, optional
+            Random seed.
+        """
+        if not (np.isfinite(self.log_mass) and np.isfinite(self.log_mass_std)):
+            raise InputError("this estimate has no predictive distribution to sample")
+        if self.posterior_grid is not None:
+            from .uncertainty import posterior_samples
+
+            grid, pdf = self.posterior_grid
+            log_m = posterior_samples(grid[None, :], pdf[None, :], n, seed)[0]
+        else:
+            rng = np.random.default_rng(seed)
+            log_m = self.log_mass + self.log_mass_std * rng.standard_normal(n)
+        return 10**log_m * MSUN_H
 
     @property
     def ok(self) -> bool:
@@ -115,6 +155,9 @@ class MassEstimate:
                      f"{self.n_members} galaxies in the cylinder "
                      f"(R < {self.cylinder.aperture_mpch:g} Mpc/h, "
                      f"|v| < {self.cylinder.v_cut_kms:g} km/s), z_cluster = {self.z_cluster:.5f}")
+        if np.isfinite(self.ood_score):
+            lines.append(f"out-of-domain score = {self.ood_score:.2f}"
+                         + (" (OUT OF DISTRIBUTION)" if self.out_of_distribution else ""))
         lines.append("flags: " + (", ".join(self.flags) if self.flags else "none"))
         return "\n".join(lines)
 
@@ -134,6 +177,9 @@ class MassEstimate:
             "n_members": int(self.n_members),
             "z_cluster": float(self.z_cluster),
             "cylinder": self.cylinder.to_dict(),
+            "ood_score": float(self.ood_score),
+            "out_of_distribution": bool(self.out_of_distribution),
+            "prior": self.prior,
             "flags": list(self.flags),
         }
 
@@ -170,6 +216,14 @@ class DynamicalMassEstimator:
         :meth:`load` for the bundled CNN_2D.
     device : str or torch.device, optional
         Where the network runs; default CUDA when available, else CPU.
+    prior : {'flat', 'mass_function'}
+        Prior on log10 M200c. ``'flat'`` (default) reports the network's predictive
+        distribution, which was trained on mocks flat in log M: for a cluster that lies inside
+        the training range it behaves like a likelihood. ``'mass_function'`` reweights it by
+        the Tinker et al. 2008 mass function at the cluster redshift (as Ho et al. 2021,
+        arXiv:2006.13231), which is the right prior for a cluster drawn at random from the
+        population: it pulls estimates down, more at high mass. See
+        :mod:`astro_cnnmass.uncertainty`.
 
     Notes
     -----
@@ -187,12 +241,20 @@ class DynamicalMassEstimator:
         the KDE image could not be built (e.g. degenerate covariance);
     ``center_estimated`` / ``z_estimated``
         the centre / redshift were estimated from the galaxies;
+    ``out_of_distribution``
+        the phase space is unlike the training mocks (out-of-domain score above the
+        model's threshold, the 99th percentile of held-out validation mocks);
     ``no_network``
         no trained network was used.
     """
 
-    def __init__(self, bundle: Any = None, *, device: Any = None) -> None:
+    def __init__(self, bundle: Any = None, *, device: Any = None, prior: str = "flat") -> None:
+        if prior not in ("flat", "mass_function"):
+            raise InputError(f"prior must be 'flat' or 'mass_function', got {prior!r}")
+        if prior == "mass_function" and bundle is None:
+            raise InputError("the mass-function prior needs a trained model bundle")
         self.bundle = bundle
+        self.prior = prior
         self._predictor = None
         self._device = device
         if bundle is None:
@@ -211,7 +273,9 @@ class DynamicalMassEstimator:
             self.feature_config = FeatureConfig.from_dict(dict(bundle.feature_config))
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, device: Any = None) -> DynamicalMassEstimator:
+    def load(
+        cls, path: str | Path | None = None, *, device: Any = None, prior: str = "flat"
+    ) -> DynamicalMassEstimator:
         """Load a model bundle (default: the CNN_2D shipped with the package).
 
         Parameters
@@ -220,11 +284,13 @@ class DynamicalMassEstimator:
             An ASDF model file written by ``astro-cnnmass train``.
         device : str or torch.device, optional
             Where to run the network.
+        prior : {'flat', 'mass_function'}
+            Prior on the mass (see the class docstring).
         """
         from .weights import ModelBundle, bundled_model_path
 
         bundle = ModelBundle.read(bundled_model_path() if path is None else path)
-        return cls(bundle, device=device)
+        return cls(bundle, device=device, prior=prior)
 
     def __repr__(self) -> str:
         return (f"DynamicalMassEstimator(method={self.method!r}, "
@@ -311,7 +377,8 @@ class DynamicalMassEstimator:
         if ps.z_cluster_estimated:
             flags.append("z_estimated")
         for flag in flags:
-            if flag in ("few_galaxies", "z_outside_training", "mass_at_edge", "kde_undefined"):
+            if flag in ("few_galaxies", "z_outside_training", "mass_at_edge", "kde_undefined",
+                        "out_of_distribution"):
                 warnings.warn(f"mass estimate flagged: {flag}", AstroCnnmassWarning, stacklevel=3)
         return _estimate_from_batch(batch, 0, self, ps, inside, tuple(flags))
 
@@ -325,6 +392,7 @@ class DynamicalMassEstimator:
         *,
         keep_images: bool = False,
         chunk_size: int = 65536,
+        compute_ood: bool = True,
     ) -> dict[str, Any]:
         """Batched core: cylinder galaxies of many clusters (packed) -> masses.
 
@@ -341,12 +409,15 @@ class DynamicalMassEstimator:
             Also return the KDE images.
         chunk_size : int
             Clusters per chunk for features and network (memory bound).
+        compute_ood : bool
+            Also compute the out-of-domain score (one more pass of one ensemble member).
 
         Returns
         -------
         dict
             ``log_mass``, ``log_mass_std``, ``sigma_v``, ``n``, ``log_m_sigma``,
-            ``log_m_evrard``, ``flags`` (list of lists of str), ``images`` (if requested).
+            ``log_m_evrard``, ``ood_score``, ``flags`` (list of lists of str), ``images``
+            (if requested).
         """
         R_mpch = np.asarray(R_mpch, dtype=float)
         v_kms = np.asarray(v_kms, dtype=float)
@@ -360,6 +431,7 @@ class DynamicalMassEstimator:
         sigma[counts < MIN_GALAXIES_HARD] = np.nan
         log_mean = np.full(n_clusters, np.nan)
         log_std = np.full(n_clusters, np.nan)
+        ood_score = np.full(n_clusters, np.nan)
         images = None
         valid = counts >= MIN_GALAXIES_HARD
         if self.bundle is not None:
@@ -374,10 +446,13 @@ class DynamicalMassEstimator:
                                       self.feature_config)
                 ok &= valid[start:stop]
                 if ok.any():
-                    pred = self._get_predictor().predict(imgs[ok], z[start:stop][ok])
+                    predictor = self._get_predictor()
+                    pred = predictor.predict(imgs[ok], z[start:stop][ok])
                     idx = np.arange(start, stop)[ok]
                     log_mean[idx] = pred["mean"]
                     log_std[idx] = self._calibrated_std(pred["std"])
+                    if compute_ood:
+                        ood_score[idx] = ood_scores(predictor, imgs[ok], z[start:stop][ok])
                 valid[start:stop] = ok
                 if keep_images:
                     images.append(imgs)
@@ -385,14 +460,20 @@ class DynamicalMassEstimator:
                 images = np.concatenate(images) if images else None
         log_m_sigma = (self.m_sigma_law.predict_log_mass(sigma) if self.m_sigma_law is not None
                        else np.full(n_clusters, np.nan))
-        log_m_evrard = np.array([
-            np.log10(evrard_mass(s * _KMS, zz).to_value(MSUN_H)) if np.isfinite(s) else np.nan
-            for s, zz in zip(sigma, z)
-        ])
+        log_m_evrard = _log_evrard_mass(sigma, z)
         if self.bundle is None:
             log_mean = np.where(valid, log_m_evrard, np.nan)
+        ood_flag = np.zeros(n_clusters, dtype=bool)
+        if self.bundle is not None:
+            threshold = ood_threshold(self.bundle)
+            if np.isfinite(threshold):
+                with np.errstate(invalid="ignore"):
+                    ood_flag = ood_score > threshold
         flags = self._flags(counts, z, log_mean, valid)
+        for i in np.flatnonzero(ood_flag):
+            flags[i].append("out_of_distribution")
         out = {
+            "ood_score": ood_score,
             "log_mass": log_mean,
             "log_mass_std": log_std,
             "sigma_v": sigma,
@@ -416,24 +497,28 @@ class DynamicalMassEstimator:
         z_lo, z_hi = self.domain.get("z_min", -np.inf), self.domain.get("z_max", np.inf)
         m_lo = self.domain.get("log_m_min", -np.inf)
         m_hi = self.domain.get("log_m_max", np.inf)
-        flags: list[list[str]] = []
-        for i in range(counts.size):
-            f = []
-            if self.bundle is None:
-                f.append("no_network")
-            if counts[i] < MIN_GALAXIES_HARD:
-                f.append("too_few_galaxies")
-            elif counts[i] < self.min_galaxies:
-                f.append("few_galaxies")
-            if not (z_lo <= z[i] <= z_hi):
-                f.append("z_outside_training")
-            if counts[i] >= MIN_GALAXIES_HARD and not valid[i]:
-                f.append("kde_undefined")
-            if np.isfinite(log_mean[i]) and self.bundle is not None and (
-                log_mean[i] < m_lo + 0.1 or log_mean[i] > m_hi - 0.1
-            ):
-                f.append("mass_at_edge")
-            flags.append(f)
+        counts = np.asarray(counts)
+        z = np.asarray(z, dtype=float)
+        log_mean = np.asarray(log_mean, dtype=float)
+        valid = np.asarray(valid, dtype=bool)
+        n = counts.size
+        hard = counts >= MIN_GALAXIES_HARD
+        with np.errstate(invalid="ignore"):
+            in_z = (z_lo <= z) & (z <= z_hi)
+            edge = np.isfinite(log_mean) & ((log_mean < m_lo + 0.1) | (log_mean > m_hi - 0.1))
+        # vectorised conditions, appended in the fixed order of the flag list
+        conditions = [
+            ("no_network", np.full(n, self.bundle is None)),
+            ("too_few_galaxies", ~hard),
+            ("few_galaxies", hard & (counts < self.min_galaxies)),
+            ("z_outside_training", ~in_z),
+            ("kde_undefined", hard & ~valid),
+            ("mass_at_edge", edge & (self.bundle is not None)),
+        ]
+        flags: list[list[str]] = [[] for _ in range(n)]
+        for name, cond in conditions:
+            for i in np.flatnonzero(cond):
+                flags[i].append(name)
         return flags
 
     def _get_predictor(self):
@@ -574,6 +659,25 @@ def _cluster_center_z(crow) -> tuple[SkyCoord | None, float | None]:
     return center, z
 
 
+def _log_evrard_mass(sigma_kms: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """log10 of the Evrard et al. 2008 M200c [Msun/h] for many clusters (NaN where σ is not).
+
+    Vectorised form of :func:`~astro_cnnmass.classical.evrard_mass` (Planck18 E(z)).
+    """
+    from astropy.cosmology import Planck18
+
+    sigma_kms = np.asarray(sigma_kms, dtype=float)
+    z = np.asarray(z, dtype=float)
+    out = np.full(sigma_kms.shape, np.nan)
+    good = np.isfinite(sigma_kms)
+    if good.any():
+        ez = np.asarray(Planck18.efunc(z[good]), dtype=float)
+        m = 1e15 * (sigma_kms[good] / EVRARD08_SIGMA15) ** (1.0 / EVRARD08_ALPHA) / ez
+        with np.errstate(divide="ignore"):  # sigma = 0 (identical velocities): -inf
+            out[good] = np.log10(m)
+    return out
+
+
 def _grouped_std(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Population standard deviation of each packed group (NaN for empty groups)."""
     counts = np.diff(offsets)
@@ -596,17 +700,32 @@ def _grouped_std(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 def _estimate_from_batch(batch, i, est: DynamicalMassEstimator, ps, inside, flags) -> MassEstimate:
     mu = float(batch["log_mass"][i])
     sd = float(batch["log_mass_std"][i])
+    posterior = None
+    point = mu
     if np.isfinite(mu) and np.isfinite(sd) and sd > 0:
-        quantiles = {q: 10 ** (mu + norm.ppf(q) * sd) * MSUN_H for q in QUANTILE_LEVELS}
+        if est.prior == "mass_function":
+            from .uncertainty import posterior_quantiles, reweight_to_mass_function
+
+            grid, pdf = reweight_to_mass_function([mu], [sd], [float(ps.z_cluster)],
+                                                  bundle=est.bundle)
+            levels = posterior_quantiles(grid, pdf, QUANTILE_LEVELS)[0]
+            posterior = (grid[0], pdf[0])
+        else:
+            levels = mu + norm.ppf(QUANTILE_LEVELS) * sd
+        quantiles = {q: 10 ** float(lv) * MSUN_H for q, lv in zip(QUANTILE_LEVELS, levels)}
         interval = (quantiles[0.16], quantiles[0.84])
+        point = float(levels[2])
+        if posterior is not None:  # summarise the reweighted posterior the same way
+            mu, sd = point, float(levels[3] - levels[1]) / 2.0
     else:
         quantiles = {q: np.nan * MSUN_H for q in QUANTILE_LEVELS}
         interval = None
+    ood = float(batch["ood_score"][i]) if "ood_score" in batch else float("nan")
     image = None
     if "images" in batch and batch["images"] is not None:
         image = batch["images"][i]
     return MassEstimate(
-        mass=10**mu * MSUN_H,
+        mass=10**point * MSUN_H,
         log_mass=mu,
         log_mass_std=sd,
         mass_interval=interval,
@@ -622,6 +741,10 @@ def _estimate_from_batch(batch, i, est: DynamicalMassEstimator, ps, inside, flag
         phase_space=ps,
         in_cylinder=inside,
         image=image,
+        ood_score=ood,
+        out_of_distribution="out_of_distribution" in flags,
+        prior=est.prior,
+        posterior_grid=posterior,
     )
 
 
@@ -645,6 +768,9 @@ def _row(est: MassEstimate) -> dict[str, Any]:
         "n_members": est.n_members,
         "z_cluster": est.z_cluster,
         "method": est.method,
+        "ood_score": est.ood_score,
+        "out_of_distribution": est.out_of_distribution,
+        "prior": est.prior,
         "flags": ",".join(est.flags),
         "error": "",
     })

@@ -30,6 +30,9 @@ from .weights import (
 
 __all__ = ["Predictor"]
 
+#: Rows per forward pass; every pass has exactly this many rows (see Predictor.predict).
+MICRO_BATCH = 512
+
 
 class Predictor:
     """Run the networks of a model bundle on batches of images.
@@ -130,10 +133,23 @@ class Predictor:
             try:
                 for start in range(0, idx.size, chunk_size):
                     sel = idx[start : start + chunk_size]
-                    x = torch.from_numpy(images[sel]).to(self.device)
-                    zt = torch.from_numpy(zs_all[sel].astype(np.float32)).to(self.device)
+                    # Fixed-size micro-batches (the last one padded): float32 kernels pick
+                    # batch-size dependent code paths, so this makes a cluster's result
+                    # independent of how many others are predicted with it.
+                    n_pad = -sel.size % MICRO_BATCH
+                    x_np = images[sel]
+                    z_np = zs_all[sel].astype(np.float32)
+                    if n_pad:
+                        x_np = np.concatenate([x_np, np.zeros((n_pad, *x_np.shape[1:]),
+                                                              dtype=x_np.dtype)])
+                        z_np = np.concatenate([z_np, np.zeros(n_pad, dtype=np.float32)])
+                    x = torch.from_numpy(x_np).to(self.device)
+                    zt = torch.from_numpy(z_np).to(self.device)
                     for t in range(n_samples):
-                        out = self._run(net, x, zt)
+                        out = np.concatenate([
+                            self._run(net, x[b : b + MICRO_BATCH], zt[b : b + MICRO_BATCH])
+                            for b in range(0, x.shape[0], MICRO_BATCH)
+                        ])[: sel.size]
                         mu[m, t, sel] = out[:, 0]
                         if gaussian:
                             var[m, t, sel] = np.exp(out[:, 1])

@@ -1,0 +1,192 @@
+"""Catalogue-scale inference speed: packed phase-space arrays -> CNN_2D masses (prints JSON).
+
+Usage::
+
+    python benchmarks/bench_inference.py                       # 1e3 and 1e4 clusters, < 1 min
+    python benchmarks/bench_inference.py --n 1000 10000 100000  # the issue-7 targets
+    python benchmarks/bench_inference.py --device cuda          # GPU network (skips if none)
+
+Synthetic clusters (fixed seed): Poisson-distributed galaxy numbers (mean ``--mean``, 50 by
+default), projected radii uniform in area inside the aperture and Gaussian velocities (a few
+beyond v_cut) with a dispersion drawn from a flat log-mass prior, stored as float32 packed arrays
+like a `MockCatalog`. Each run goes end to end through
+:func:`astro_cnnmass.streaming.estimate_catalog` (cylinder cut per chunk, KDE images, network,
+M–σ cross-checks, flags, output QTable). A second pass over the same chunks times the KDE images
+and the network separately. Peak memory: ``tracemalloc`` (numpy/Python allocations, in a third,
+separately timed pass) and the process's maximum resident set size so far (``ru_maxrss``; sizes
+run in increasing order, so it is the peak up to and including that size).
+
+The model is the bundled ``astro_cnnmass/data/cnn2d_default.asdf`` when it exists, else a freshly
+initialised CNN_2D bundle of the default architecture (untrained weights: the speed is the same;
+the JSON says which). Features are built on the CPU; ``--device`` moves the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+import tracemalloc
+from typing import Any
+
+import numpy as np
+import torch
+
+from astro_cnnmass.estimator import DynamicalMassEstimator
+from astro_cnnmass.features import kde_images
+from astro_cnnmass.networks import build_network, default_network_config
+from astro_cnnmass.phase_space import cylinder_mask
+from astro_cnnmass.streaming import DEFAULT_CHUNK_SIZE, estimate_catalog, iter_chunks
+from astro_cnnmass.weights import ModelBundle, bundled_model_path
+
+
+def synthetic_catalog(n: int, mean: float = 50.0, seed: int = 0):
+    """Packed float32 (R [Mpc/h], v [km/s]), int64 offsets and redshifts of ``n`` clusters."""
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(mean, n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    log_m = rng.uniform(14.0, 15.3, n)
+    sigma = 1082.9 * (10 ** (log_m - 15.0)) ** 0.3361
+    ng = int(offsets[-1])
+    R = (1.6 * np.sqrt(rng.random(ng))).astype(np.float32)  # inside the 1.6 Mpc/h aperture
+    v = (rng.standard_normal(ng) * np.repeat(sigma, counts)).astype(np.float32)
+    z = rng.uniform(0.03, 0.15, n)
+    return R, v, offsets, z
+
+
+def fresh_bundle(seed: int = 0) -> ModelBundle:
+    """A CNN_2D bundle of the default architecture with freshly initialised weights."""
+    cfg = default_network_config("cnn2d", "gaussian")
+    torch.manual_seed(seed)
+    state = {k: t.numpy().copy() for k, t in build_network(cfg).state_dict().items()}
+    return ModelBundle(
+        network_config=cfg,
+        state_dicts=[state],
+        feature_config={"kind": "2d", "n_v": 48, "n_R": 48, "aperture_mpch": 1.6,
+                        "v_cut_kms": 2200.0, "bandwidth": 0.25},
+        cylinder={"aperture_mpch": 1.6, "v_cut_kms": 2200.0},
+        target_scaling={"log_m_min": 14.0, "log_m_max": 15.3, "z_min": 0.03, "z_max": 0.15},
+        m_sigma={"alpha": 0.3361, "log_sigma15": 3.0346, "pivot_log_mass": 15.0,
+                 "scatter": 0.07},
+        metrics={"scatter_dex": 0.15},
+        domain={"z_min": 0.03, "z_max": 0.15, "log_m_min": 14.0, "log_m_max": 15.3,
+                "n_min_galaxies": 10},
+    )
+
+
+def load_estimator(device: str, model: str | None) -> tuple[DynamicalMassEstimator, str]:
+    if model is not None:
+        return DynamicalMassEstimator.load(model, device=device), f"file: {model}"
+    try:
+        path = bundled_model_path()
+    except FileNotFoundError:
+        return (DynamicalMassEstimator(fresh_bundle(), device=device),
+                "fresh CNN_2D bundle (default architecture, untrained weights; "
+                "the bundled cnn2d_default.asdf does not exist yet)")
+    return DynamicalMassEstimator.load(path, device=device), f"bundled: {path.name}"
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def breakdown(est: DynamicalMassEstimator, cat, chunk_size: int, device: str) -> dict:
+    """Seconds spent in the cylinder cut, the KDE images and the network, chunk by chunk."""
+    R, v, offsets, z = cat
+    predictor = est._get_predictor()
+    t = {"cylinder_s": 0.0, "features_s": 0.0, "network_s": 0.0}
+    t0 = time.perf_counter()
+    for chunk in iter_chunks(R, v, offsets, chunk_size, z=z, cylinder=est.cylinder):
+        t1 = time.perf_counter()
+        t["cylinder_s"] += t1 - t0
+        imgs, ok = kde_images(chunk.R, chunk.v, chunk.offsets, est.feature_config)
+        t2 = time.perf_counter()
+        t["features_s"] += t2 - t1
+        predictor.predict(imgs[ok], chunk.z[ok])
+        _sync(device)
+        t0 = time.perf_counter()
+        t["network_s"] += t0 - t2
+    return {k: round(x, 4) for k, x in t.items()}
+
+
+def run_size(est, n: int, args) -> dict[str, Any]:
+    cat = synthetic_catalog(n, args.mean, args.seed)
+    R, v, offsets, z = cat
+    inside = cylinder_mask(R, v, est.cylinder.aperture_mpch, est.cylinder.v_cut_kms)
+    n_in = np.add.reduceat(inside, offsets[:-1]) if n else np.zeros(0)
+    best = np.inf
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        table = estimate_catalog(est, cat, chunk_size=args.chunk_size)
+        _sync(args.device)
+        best = min(best, time.perf_counter() - t0)
+    out: dict[str, Any] = {
+        "n_clusters": n,
+        "mean_galaxies_input": round(float(np.diff(offsets).mean()), 2),
+        "mean_galaxies_in_cylinder": round(float(n_in.mean()), 2),
+        "seconds": round(best, 4),
+        "clusters_per_s": round(n / best, 1),
+        "n_ok": int(np.count_nonzero(table["ok"])),
+        "breakdown": breakdown(est, cat, args.chunk_size, args.device),
+    }
+    if not args.no_tracemalloc:
+        tracemalloc.start()
+        estimate_catalog(est, cat, chunk_size=args.chunk_size)
+        out["tracemalloc_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 1e6, 1)
+        tracemalloc.stop()
+    out["input_mb"] = round((R.nbytes + v.nbytes + offsets.nbytes + z.nbytes) / 1e6, 1)
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB (Linux), bytes (macOS)
+    out["ru_maxrss_mb_so_far"] = round(maxrss * (1 if sys.platform == "darwin" else 1024) / 1e6, 1)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, nargs="+", default=[1000, 10000],
+                   help="catalogue sizes (clusters), run in increasing order")
+    p.add_argument("--mean", type=float, default=50.0, help="mean galaxies per cluster")
+    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:k] (network)")
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p.add_argument("--repeat", type=int, default=1, help="timed runs per size (best kept)")
+    p.add_argument("--model", default=None, help="model bundle (ASDF); default bundled/fresh")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-tracemalloc", action="store_true")
+    args = p.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        result = {"benchmark": "inference", "device": args.device,
+                  "skipped": "no CUDA device available"}
+        print(json.dumps(result, indent=2))
+        return result
+    torch.set_num_threads(args.threads)
+    est, model = load_estimator(args.device, args.model)
+    # warm-up: build the predictor, first torch calls
+    estimate_catalog(est, synthetic_catalog(256, args.mean, args.seed + 1), chunk_size=256)
+    runs = [run_size(est, n, args) for n in sorted(args.n)]
+    result = {
+        "benchmark": "inference",
+        "what": "end-to-end packed phase-space arrays -> CNN_2D masses (estimate_catalog)",
+        "model": model,
+        "device": args.device,
+        "device_name": (torch.cuda.get_device_name(args.device)
+                        if args.device.startswith("cuda") else platform.processor() or "cpu"),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "chunk_size": args.chunk_size,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "runs": runs,
+    }
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
