@@ -379,7 +379,7 @@ class MSigmaPowerLaw:
 
     @classmethod
     def from_dict(cls, d: dict[str, float]) -> MSigmaPowerLaw:
-        """Inverse of :meth:`to_dict`; unknown keys raise `InputError`."""
+        """Inverse of :meth:`to_dict`; unknown keys raise `~astro_cnnmass.InputError`."""
         unknown = set(d) - {"alpha", "log_sigma15", "pivot_log_mass", "scatter"}
         if unknown:
             raise InputError(f"unknown M–σ keys {sorted(unknown)}")

@@ -1,10 +1,10 @@
 """The dynamical mass estimator: phase space -> cylinder -> KDE image -> CNN -> M200c.
 
-`DynamicalMassEstimator` wraps a trained `~astro_cnnmass.weights.ModelBundle` (by default the
-CNN_2D bundled with the package) and everything needed to use it consistently with its training:
-the cylinder, the feature configuration, the redshift and mass domain, and the M–σ power law
-fitted on the same training mocks. Every result carries the classical cross-checks beside the CNN
-mass, and flags when the input is outside the model's domain.
+`~astro_cnnmass.DynamicalMassEstimator` wraps a trained `~astro_cnnmass.weights.ModelBundle` (by
+default the CNN_2D bundled with the package) and everything needed to use it consistently with its
+training: the cylinder, the feature configuration, the redshift and mass domain, and the M–σ power
+law fitted on the same training mocks. Every result carries the classical cross-checks beside the
+CNN mass, and flags when the input is outside the model's domain.
 """
 
 from __future__ import annotations
@@ -70,16 +70,16 @@ class MassEstimate:
     z_cluster : float
         Cluster redshift used.
     flags : tuple of str
-        Warnings about this estimate (see `DynamicalMassEstimator` for the list).
+        Warnings about this estimate (see `~astro_cnnmass.DynamicalMassEstimator` for the list).
     method : str
         ``'cnn2d'`` (or the bundle's model name) or ``'m_sigma_evrard'`` without a network.
-    phase_space : `~astro_cnnmass.phase_space.PhaseSpace` or None
+    phase_space : `~astro_cnnmass.PhaseSpace` or None
         All input galaxies in phase space.
     in_cylinder : ndarray of bool or None
         Which rows of ``phase_space`` are inside the cylinder.
     image : ndarray or None
         The KDE image the network saw (axis 0: velocity, axis 1: radius).
-    cylinder : `~astro_cnnmass.phase_space.Cylinder`
+    cylinder : `~astro_cnnmass.Cylinder`
         The cylinder used.
     ood_score : float
         Out-of-domain score: Mahalanobis distance of the network's embedding of this phase
@@ -184,7 +184,11 @@ class MassEstimate:
         }
 
     def to_table(self) -> QTable:
-        """The estimate as a one-row QTable (the row format of `estimate_many`)."""
+        """The estimate as a one-row QTable.
+
+        The row has the format of the table of
+        `~astro_cnnmass.DynamicalMassEstimator.estimate_many`.
+        """
         return _rows_to_table([_row(self)])
 
     def plot(self, fig=None):
@@ -607,7 +611,7 @@ class DynamicalMassEstimator:
         phase_spaces: Iterable[PhaseSpace],
         cluster_ids: Iterable[Any] | None = None,
     ) -> QTable:
-        """Batched estimate for many ready `PhaseSpace` objects (one row each)."""
+        """Batched estimate for many ready `~astro_cnnmass.PhaseSpace` objects (one row each)."""
         phase_spaces = list(phase_spaces)
         ids = list(range(len(phase_spaces))) if cluster_ids is None else list(cluster_ids)
         return self._batch_table(ids, phase_spaces, [""] * len(phase_spaces))
@@ -662,7 +666,7 @@ def _cluster_center_z(crow) -> tuple[SkyCoord | None, float | None]:
 def _log_evrard_mass(sigma_kms: np.ndarray, z: np.ndarray) -> np.ndarray:
     """log10 of the Evrard et al. 2008 M200c [Msun/h] for many clusters (NaN where σ is not).
 
-    Vectorised form of :func:`~astro_cnnmass.classical.evrard_mass` (Planck18 E(z)).
+    Vectorised form of :func:`~astro_cnnmass.evrard_mass` (Planck18 E(z)).
     """
     from astropy.cosmology import Planck18
 
@@ -802,7 +806,7 @@ def estimate_mass(
 ) -> MassEstimate:
     """One-call mass estimate with the bundled CNN_2D (or the model file ``model``).
 
-    See `DynamicalMassEstimator.estimate` for the parameters.
+    See `~astro_cnnmass.DynamicalMassEstimator.estimate` for the parameters.
     """
     return DynamicalMassEstimator.load(model).estimate(
         members, z_cluster=z_cluster, center=center, cosmology=cosmology, **phase_space_kwargs

@@ -212,7 +212,7 @@ def sampling_rate_test(
         Output of :func:`astro_cnnmass.training.prepare_features` for this model.
     reference : numpy.ndarray
         Full-sample CNN predictions (log10 M) of the rows of ``prep``.
-    m_sigma : astro_cnnmass.classical.MSigmaPowerLaw, optional
+    m_sigma : astro_cnnmass.MSigmaPowerLaw, optional
         Baseline evaluated on the same subsamples.
     fraction, n_draws, r_range, seed, min_mocks
         See above; ``r_range`` selects the sampling rates r = N'/N of the Δε68 statistic.

@@ -13,13 +13,13 @@ v ∈ [−v_cut, v_cut] (axis 0) and R ∈ [0, aperture] (axis 1), normalised to
 Units at this boundary are plain floats: R in physical (proper) Mpc/h at the cluster redshift,
 v in km/s in the cluster rest frame. The caller applies the cylinder cut before calling.
 
-Implementation
---------------
-Evaluating every kernel at every grid point costs ``n_v * n_R * N`` exponentials per cluster.
-Here the exponent is split exactly. In scaled coordinates ``x = (v - v_c) / s_v``,
+Notes
+-----
+Implementation. Evaluating every kernel at every grid point costs ``n_v * n_R * N`` exponentials
+per cluster. Here the exponent is split exactly. In scaled coordinates ``x = (v - v_c) / s_v``,
 ``y = (R - R_c) / s_R`` (``s_v``, ``s_R`` the kernel widths, ``(v_c, R_c)`` the grid centre) and
-with ``ρ`` the kernel correlation, ``s = 1 / (1 - ρ²)``, ``κ = ρ s``, the log-kernel of galaxy i at
-grid point g is
+with ``ρ`` the kernel correlation, ``s = 1 / (1 - ρ²)``, ``κ = ρ s``, the log-kernel of galaxy i
+at grid point g is::
 
     E = -s/2 (dx² + dy²) + κ dx dy,   dx = x_g - x_i,  dy = y_g - y_i
       = α(x_g, i) + β(y_g, i) + γ(x_g, y_g)

@@ -104,30 +104,36 @@ def default_network_config(arch: str = "cnn2d", head: str = "gaussian", **overri
 def validate_network_config(config: dict) -> dict:
     """Check a network configuration and fill missing keys from the architecture defaults.
 
-    Keys
-    ----
-    arch : {"cnn2d", "cnn1d"}
-    head : {"point", "gaussian"}
-    n_v : int
-        Number of velocity bins (sequence length of the convolutions).
-    n_R : int
-        Number of radial bins (input channels of CNN_2D; must be 1 for CNN_1D).
-    conv_channels, kernel_sizes : list of int
-        Output channels and (odd) kernel sizes of the "same"-padded Conv1d layers.
-    pool : int
-        Max-pooling size along velocity (1 = no pooling).
-    dropout : float
-        Dropout probability after pooling, in [0, 1).
-    dense : list of int
-        Widths of the hidden dense layers.
-    max_norm : float or None
-        Keras-style max-norm constraint on each unit's incoming weights (None = off).
-    max_norm_dense : bool
-        Whether the constraint also applies to the hidden dense layers (always to the convolutions).
-    use_redshift : bool
-        Concatenate the scaled redshift to the flattened features.
-    input_scale : float
-        Factor applied to the images (which sum to 1) before the first layer.
+    Parameters
+    ----------
+    config : dict
+        The (possibly partial) configuration. Recognised keys:
+
+        ``arch`` : {"cnn2d", "cnn1d"}
+            Architecture.
+        ``head`` : {"point", "gaussian"}
+            Output head.
+        ``n_v`` : int
+            Number of velocity bins (sequence length of the convolutions).
+        ``n_R`` : int
+            Number of radial bins (input channels of CNN_2D; must be 1 for CNN_1D).
+        ``conv_channels``, ``kernel_sizes`` : list of int
+            Output channels and (odd) kernel sizes of the "same"-padded Conv1d layers.
+        ``pool`` : int
+            Max-pooling size along velocity (1 = no pooling).
+        ``dropout`` : float
+            Dropout probability after pooling, in [0, 1).
+        ``dense`` : list of int
+            Widths of the hidden dense layers.
+        ``max_norm`` : float or None
+            Keras-style max-norm constraint on each unit's incoming weights (None = off).
+        ``max_norm_dense`` : bool
+            Whether the constraint also applies to the hidden dense layers (always to the
+            convolutions).
+        ``use_redshift`` : bool
+            Concatenate the scaled redshift to the flattened features.
+        ``input_scale`` : float
+            Factor applied to the images (which sum to 1) before the first layer.
 
     Returns
     -------
@@ -136,6 +142,8 @@ def validate_network_config(config: dict) -> dict:
 
     Raises
     ------
+    TypeError
+        ``config`` is not a dict.
     ValueError
         Unknown key, unknown architecture/head, or a value of the wrong type/range.
     """

@@ -152,7 +152,7 @@ class Cylinder:
 
     @classmethod
     def from_dict(cls, d: dict[str, float]) -> Cylinder:
-        """Inverse of :meth:`to_dict`; unknown keys raise `InputError`."""
+        """Inverse of :meth:`to_dict`; unknown keys raise `~astro_cnnmass.InputError`."""
         unknown = set(d) - {"aperture_mpch", "v_cut_kms"}
         if unknown:
             raise InputError(f"unknown cylinder keys {sorted(unknown)}")
@@ -488,9 +488,11 @@ def phase_space(
     members : `~astropy.table.Table`, `~astropy.coordinates.SkyCoord` or None
         The galaxies.
     center : `~astropy.coordinates.SkyCoord`, optional
-        Cluster centre. If omitted it is estimated with :func:`estimate_center`.
+        Cluster centre. If omitted it is estimated with
+        :func:`~astro_cnnmass.phase_space.estimate_center`.
     z_cluster : float, optional
-        Cluster redshift. If omitted it is estimated with :func:`estimate_redshift`.
+        Cluster redshift. If omitted it is estimated with
+        :func:`~astro_cnnmass.phase_space.estimate_redshift`.
     cosmology : `~astropy.cosmology.Cosmology`, optional
         Cosmology for D_A and h; default `~astropy.cosmology.Planck18`.
     redshifts : array-like, optional
@@ -501,7 +503,8 @@ def phase_space(
         Column names in the member table.
     nan_policy : {'drop', 'raise'}
         What to do with galaxies whose position or redshift is not finite: drop them with an
-        `AstroCnnmassWarning` giving the count (default), or raise `InputError`.
+        `~astro_cnnmass.AstroCnnmassWarning` giving the count (default), or raise
+        `~astro_cnnmass.InputError`.
 
     Returns
     -------

@@ -3,7 +3,7 @@
 :func:`plot_estimate` draws, side by side, the projected phase space with the
 cylinder, the KDE image the network saw, and the mass posterior with the M–σ
 cross-check. It only reads attributes of the estimate (duck typing), so it works
-with `astro_cnnmass.estimator.MassEstimate` and with any object that has the same
+with `astro_cnnmass.MassEstimate` and with any object that has the same
 attribute names.
 """
 
@@ -173,7 +173,7 @@ def plot_estimate(estimate: Any, fig: Any = None):
     Parameters
     ----------
     estimate : object
-        A `~astro_cnnmass.estimator.MassEstimate` or any object with the
+        A `~astro_cnnmass.MassEstimate` or any object with the
         attributes ``mass`` (Quantity, Msun/h), ``mass_interval`` (pair of
         Quantities or None), ``log_mass``, ``log_mass_std`` (dex; NaN if unknown),
         ``m_sigma`` (Quantity, Msun/h), ``sigma_v`` (Quantity, km/s),

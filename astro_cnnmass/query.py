@@ -3,7 +3,7 @@
 The functions here turn "a cluster centre and redshift" into a member table with
 the columns the rest of the package reads (``ra``, ``dec`` [deg], ``z``,
 ``z_err``), ready for :func:`astro_cnnmass.phase_space` or
-``DynamicalMassEstimator.estimate``.
+:meth:`~astro_cnnmass.DynamicalMassEstimator.estimate`.
 
 * :func:`query_sdss_members` sends one SQL query to the SDSS SkyServer
   (``astroquery.sdss.SDSS.query_sql``). The sky search is an explicit
@@ -304,7 +304,7 @@ def query_sdss_members(
     redshift window ``z_cluster ± (1 + z_cluster) velocity_window / c``. Rows with
     bad redshifts (``zWarning != 0``, ``z_err < 0``, non-finite values, or
     ``z_err > max_z_err``) are dropped locally and counted in one
-    `~astro_cnnmass.exceptions.AstroCnnmassWarning`.
+    `~astro_cnnmass.AstroCnnmassWarning`.
 
     Parameters
     ----------
@@ -346,12 +346,12 @@ def query_sdss_members(
     ------
     NoMembersError
         The query returned nothing (no spectroscopic coverage) or only bad rows.
-    astro_cnnmass.exceptions.InputError
+    astro_cnnmass.InputError
         Bad ``radius``, ``z_cluster``, ``velocity_window`` or ``center``.
 
     Warns
     -----
-    astro_cnnmass.exceptions.AstroCnnmassWarning
+    astro_cnnmass.AstroCnnmassWarning
         When rows with bad redshifts are dropped (the count is in the message).
 
     Examples
@@ -425,7 +425,7 @@ def load_canned_sdss_example(*, raw: bool = False) -> Table:
 
     Warns
     -----
-    astro_cnnmass.exceptions.AstroCnnmassWarning
+    astro_cnnmass.AstroCnnmassWarning
         When ``raw=False``: the example contains bad-redshift rows on purpose.
     """
     text = resources.files("astro_cnnmass").joinpath("data", _CANNED_FILE).read_text()
@@ -521,7 +521,7 @@ def query_ned_members(
 
     Warns
     -----
-    astro_cnnmass.exceptions.AstroCnnmassWarning
+    astro_cnnmass.AstroCnnmassWarning
         When galaxies in the window are dropped (photometric or non-finite redshift).
     """
     from astroquery.ipac.ned import Ned

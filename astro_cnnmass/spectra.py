@@ -446,7 +446,7 @@ def redshift_from_spectrum(
 
     Raises
     ------
-    astro_cnnmass.exceptions.InputError
+    astro_cnnmass.InputError
         The spectral axis is not in wavelength units (frequency, energy or pixel
         axes are rejected: convert with ``spectrum.with_spectral_axis_unit(u.AA)``),
         the spectrum is not 1-D, or has fewer than 50 good pixels; bad ``z_range``.
@@ -497,12 +497,12 @@ def members_from_spectra(
 
     Raises
     ------
-    astro_cnnmass.exceptions.InputError
+    astro_cnnmass.InputError
         Length mismatch, or a spectrum with a non-wavelength spectral axis.
 
     Warns
     -----
-    astro_cnnmass.exceptions.AstroCnnmassWarning
+    astro_cnnmass.AstroCnnmassWarning
         When some spectra gave no redshift.
     """
     spectra = list(spectra)

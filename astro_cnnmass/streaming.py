@@ -158,7 +158,7 @@ def iter_chunks(
         Largest number of clusters per chunk (chunks are balanced, see :func:`chunk_bounds`).
     z : array-like, shape ``(n_clusters,)``, optional
         Cluster redshifts, sliced along.
-    cylinder : `~astro_cnnmass.phase_space.Cylinder`, optional
+    cylinder : `~astro_cnnmass.Cylinder`, optional
         Keep only the galaxies inside it (``R < aperture`` and ``|v| < v_cut``).
 
     Yields

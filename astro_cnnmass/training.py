@@ -8,7 +8,7 @@ The pipeline (Ho et al. 2019; paper notes §1.5, §2, §3, §4.1):
 3. sample a training set flat in log M200c (0.02-dex bins, a cap per bin);
 4. split off a validation set *by host* (all lines of sight of a host stay together);
 5. fit the M-sigma power law on the same training mocks (sigma = ``np.std`` of the cylinder
-   velocities; :class:`astro_cnnmass.classical.MSigmaPowerLaw`);
+   velocities; :class:`astro_cnnmass.MSigmaPowerLaw`);
 6. train the networks (Adam, velocity-flip augmentation, max-norm constraint, early stopping on
    the validation loss with the best weights restored), one per ensemble member;
 7. return a :class:`~astro_cnnmass.weights.ModelBundle` with everything filled in.
@@ -308,6 +308,8 @@ def fit_networks(
     batch_size: int = 50,
     lr: float = 1e-3,
     patience: int | None = 5,
+    lr_decay: float | None = 0.5,
+    lr_patience: int = 2,
     flip: bool = True,
     seed: int = 0,
     device: Any = None,
@@ -332,6 +334,12 @@ def fit_networks(
     patience : int or None
         Stop after this many epochs without a better validation loss (None: never stop early);
         the best weights are restored.
+    lr_decay : float or None
+        Multiply the learning rate by this factor when the validation loss has not improved
+        for ``lr_patience`` epochs (``torch.optim.lr_scheduler.ReduceLROnPlateau``); None
+        keeps it constant (the paper's setting).
+    lr_patience : int
+        Epochs without improvement before the learning rate is reduced.
     flip : bool
         Velocity-flip augmentation: each training image is flipped along v with probability 1/2
         at each epoch (the paper doubled the set with flipped copies instead).
@@ -374,6 +382,13 @@ def fit_networks(
         net.apply_max_norm()
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=lr)
+        scheduler = (
+            torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode="min", factor=lr_decay, patience=lr_patience
+            )
+            if lr_decay is not None and xv is not None
+            else None
+        )
         hist: dict[str, Any] = {"train_loss": [], "val_loss": [], "member": m}
         best, best_state, best_epoch, wait = np.inf, None, -1, 0
         t0 = time.perf_counter()
@@ -404,6 +419,8 @@ def fit_networks(
             if xv is not None:
                 vloss = _eval_loss(net, loss_fn, xv, zv, yv)
                 hist["val_loss"].append(vloss)
+                if scheduler is not None:
+                    scheduler.step(vloss)
                 if vloss < best:
                     best, best_epoch, wait = vloss, epoch, 0
                     best_state = copy.deepcopy(net.state_dict())
@@ -464,6 +481,8 @@ def train_model(
     batch_size: int = 50,
     lr: float = 1e-3,
     patience: int | None = 5,
+    lr_decay: float | None = 0.5,
+    lr_patience: int = 2,
     seed: int = 0,
     device: Any = None,
     val_fraction: float = 0.1,
@@ -488,13 +507,13 @@ def train_model(
         Output head (Gaussian: per-cluster uncertainty, Ho et al. 2021).
     n_ensemble : int
         Number of independently initialised members.
-    cylinder : dict or astro_cnnmass.phase_space.Cylinder, optional
+    cylinder : dict or astro_cnnmass.Cylinder, optional
         Default: that of ``feature_config``, else 1.6 Mpc/h and 2200 km/s.
     feature_config : astro_cnnmass.features.FeatureConfig or dict, optional
         Default: ``FeatureConfig(kind=...)`` with the cylinder's aperture and v_cut.
     network_config : dict, optional
         Overrides of :func:`astro_cnnmass.networks.default_network_config`.
-    epochs, batch_size, lr, patience, flip, device, progress
+    epochs, batch_size, lr, patience, lr_decay, lr_patience, flip, device, progress
         See :func:`fit_networks`.
     seed : int
         Seed of the sampling, the split and the networks.
@@ -575,6 +594,8 @@ def train_model(
         batch_size=batch_size,
         lr=lr,
         patience=patience,
+        lr_decay=lr_decay,
+        lr_patience=lr_patience,
         flip=flip,
         seed=seed,
         device=device,
@@ -606,7 +627,14 @@ def train_model(
         "epochs_run": [h["epochs_run"] for h in histories],
         "best_epoch": [h["best_epoch"] for h in histories],
         "batch_size": int(batch_size),
-        "optimizer": {"name": "Adam", "lr": float(lr)},
+        "optimizer": {
+            "name": "Adam",
+            "lr": float(lr),
+            "lr_schedule": (
+                "constant" if lr_decay is None
+                else f"ReduceLROnPlateau(factor={lr_decay}, patience={lr_patience})"
+            ),
+        },
         "patience": patience,
         "flip_augmentation": bool(flip),
         "seed": int(seed),

@@ -1,9 +1,10 @@
 """Mock cluster observations: a semi-analytic generator of projected phase space.
 
 The generator (see ``docs/mocks.rst``) follows the steps G1–G10 of the physics note: host halos
-(:mod:`.halos`), member galaxies (:mod:`.members`, :mod:`.population`), velocities
-(:mod:`.velocities`), surroundings (:mod:`.surroundings`) and observation (:mod:`.observe`); the
-output is a :class:`MockCatalog` (:mod:`.catalog`).
+(``mocks.halos``), member galaxies (``mocks.members``, ``mocks.population``), velocities
+(``mocks.velocities``), surroundings (``mocks.surroundings``) and observation
+(``mocks.observe``); the output is a :class:`~astro_cnnmass.mocks.MockCatalog`
+(``mocks.catalog``).
 """
 
 from .catalog import CatalogWriter, MockCatalog, MockCatalogConverter

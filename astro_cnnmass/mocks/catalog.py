@@ -60,8 +60,9 @@ class MockCatalog:
         Per-galaxy arrays (at least ``R``, ``v``, ``is_member``, ``log_mstar``), all of length
         ``offsets[-1]``.
     clusters : dict of array_like
-        Per-cluster 1-D arrays of length ``n_clusters`` (at least
-        :data:`REQUIRED_CLUSTER_COLUMNS`).
+        Per-cluster 1-D arrays of length ``n_clusters`` (at least the columns of
+        ``REQUIRED_CLUSTER_COLUMNS``: ``host_id``, ``los_id``, ``log_m200c``, ``z``,
+        ``sigma_true_kms``, ``n_members_3d``).
     meta : dict, optional
         Metadata (generator, seed, prior, cosmology, storage cylinder, ...).
     """

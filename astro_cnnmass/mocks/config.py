@@ -61,8 +61,8 @@ class MockConfig:
     cosmology : str
         colossus cosmology name of the mocks (default MDPL2, ``multidark-planck``).
     storage_aperture_mpch, storage_v_cut_kms : float
-        Storage cylinder: galaxies with R < aperture [physical Mpc/h] and |v| < v_cut [km/s] are
-        stored, so that any model cylinder inside it can be cut later.
+        Storage cylinder: galaxies with ``R < aperture`` [physical Mpc/h] and ``|v| < v_cut``
+        [km/s] are stored, so that any model cylinder inside it can be cut later.
     member_radius : str
         3D radius defining a true member: ``r200c`` (default, as MBM10 and Evrard+08), ``rvir``
         or ``r200m``.

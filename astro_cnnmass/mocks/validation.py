@@ -6,8 +6,8 @@ Used by ``benchmarks/validate_mocks.py`` and by the tests. Targets:
   1082.9 km/s, α = 0.3361 with the mass E(z) M200c; Ho et al. 2019 pure members 1087, 0.366);
   M–σ mass scatter ≈ 0.18 dex over 10^14–10^15 (Ho et al. 2019 notebook);
 * V2 cylinder σ–M: slope ≈ 0.24, σ_15 ≈ 1000 km/s, M–σ mass scatter ≈ 0.37 dex (Ho et al. 2019);
-* V3 interloper fraction inside R200c (|v| < 4 V200) ≈ 0.26, rising with radius (Mamon, Biviano &
-  Murante 2010, arXiv:1003.0033);
+* V3 interloper fraction inside R200c (``|v| < 4 V200``) ≈ 0.26, rising with radius (Mamon,
+  Biviano & Murante 2010, arXiv:1003.0033);
 * V4 mean σ_1D/V200 of members within R200c ≈ 0.66 (Evrard et al. 2008);
 * V5 60–70 % of clusters with ≥ 20 members Gaussian (Ribeiro et al. 2013, arXiv:1306.4722);
 * V6 projected NFW concentration of members 2.5–4.5 (Budzynski et al. 2012, arXiv:1201.5491);
@@ -63,7 +63,10 @@ def cylinder_sigma(
     members_only: bool = False,
     n_min: int = 3,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-cluster population std of v [km/s] and count inside the cylinder (R<ap, |v|<v_cut)."""
+    """Per-cluster population std of v [km/s] and count inside the cylinder.
+
+    The cylinder is ``R < ap`` and ``|v| < v_cut``.
+    """
     idx = cluster_index(cat)
     R, v = np.asarray(cat.R, float), np.asarray(cat.v, float)
     m = (R < aperture) & (np.abs(v) < v_cut)
@@ -124,7 +127,7 @@ def interloper_fraction_profile(
     edges: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0),
     kappa: float = 4.0,
 ) -> dict[str, Any]:
-    """Stacked fraction of non-members in annuli of X = R/R200c, with |v| < κ V200."""
+    """Stacked fraction of non-members in annuli of X = R/R200c, with ``|v| < κ V200``."""
     idx = cluster_index(cat)
     c = cat.clusters
     X = np.asarray(cat.R, float) / c["r200c_mpch"][idx]
