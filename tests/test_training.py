@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from toy_catalogs import toy_catalog
 
 from astro_cnnmass.inference import Predictor
 from astro_cnnmass.networks import build_network, default_network_config
@@ -23,28 +24,8 @@ torch.set_num_threads(1)
 
 
 def synthetic_catalog(n_hosts=150, n_los=2, seed=0, z=0.1):
-    """Gaussian velocity clouds, sigma = 1000 km/s (M / 1e15)^(1/3), 20-40 galaxies each.
-
-    The last host has only 5 galaxies per line of sight (dropped by the richness cut).
-    """
-    rng = np.random.default_rng(seed)
-    log_m = rng.uniform(14.0, 15.0, n_hosts)
-    R, v, offsets = [], [], [0]
-    cols = {"host_id": [], "los_id": [], "log_m200c": [], "z": []}
-    for h in range(n_hosts):
-        sigma = 1000.0 * 10 ** ((log_m[h] - 15.0) / 3)
-        for los in range(n_los):
-            n = 5 if h == n_hosts - 1 else int(rng.integers(20, 40))
-            R.append(rng.uniform(0.0, 1.8, n))  # some outside the 1.6 Mpc/h aperture
-            v.append(rng.normal(0.0, sigma, n))
-            offsets.append(offsets[-1] + n)
-            for key, val in zip(cols, (h, los, log_m[h], z)):
-                cols[key].append(val)
-    return SimpleNamespace(
-        R=np.concatenate(R), v=np.concatenate(v), offsets=np.asarray(offsets),
-        clusters={k: np.asarray(val) for k, val in cols.items()},
-        meta={"generator_version": "synthetic", "seed": seed},
-    )
+    """Toy clouds (see toy_catalogs); the last host has only 5 galaxies per line of sight."""
+    return toy_catalog(n_hosts, n_los, seed, z, poor_last_host=True)
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +121,7 @@ def test_train_model_smoke(trained):
     tr = bundle.training
     assert tr["n_train"] + tr["n_val"] == tr["n_after_flat_sampling"]
     assert tr["n_val"] > 0 and tr["command"] == "pytest"
-    assert tr["generator"]["generator_version"] == "synthetic"
+    assert tr["generator"]["generator_version"] == "toy"
     assert len(tr["history"][0]["train_loss"]) == 15
     # the 5-galaxy host is dropped if it was in the training split
     assert tr["n_dropped_richness"] in (0, 2)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
+from toy_catalogs import toy_catalog as _toy_catalog
 
 from astro_cnnmass.evaluation import interval_coverage
 from astro_cnnmass.features import FeatureConfig
@@ -33,26 +34,8 @@ torch.set_num_threads(1)
 
 # ---------------------------------------------------------------------------- helpers
 def toy_catalog(n_hosts, n_los=2, seed=0, z=0.1, host0=0):
-    """Gaussian velocity clouds, sigma = 1000 km/s (M / 1e15)^(1/3), R = 1.6 u^2, 20-40 galaxies."""
-    rng = np.random.default_rng(seed)
-    log_m = rng.uniform(14.0, 15.0, n_hosts)
-    R, v, offsets = [], [], [0]
-    cols = {"host_id": [], "los_id": [], "log_m200c": [], "z": []}
-    for h in range(n_hosts):
-        sigma = 1000.0 * 10 ** ((log_m[h] - 15.0) / 3)
-        for los in range(n_los):
-            n = int(rng.integers(20, 40))
-            R.append(1.6 * rng.uniform(0.0, 1.0, n) ** 2)  # concentrated, as real clusters
-            v.append(rng.normal(0.0, sigma, n))
-            offsets.append(offsets[-1] + n)
-            for key, val in zip(cols, (host0 + h, los, log_m[h], z)):
-                cols[key].append(val)
-    return SimpleNamespace(
-        R=np.concatenate(R), v=np.concatenate(v), offsets=np.asarray(offsets),
-        clusters={k: np.asarray(val) for k, val in cols.items()},
-        meta={"generator_version": "toy", "seed": seed,
-              "cosmology": {"name": "multidark-planck"}},
-    )
+    """Concentrated toy clouds (see toy_catalogs)."""
+    return _toy_catalog(n_hosts, n_los, seed, z, host0=host0, concentrated=True)
 
 
 def uniform_catalog(n_clusters, seed=0, z=0.1, aperture=1.6, v_cut=2200.0):
