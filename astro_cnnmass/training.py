@@ -219,6 +219,9 @@ def prepare_features(
     feature_config: Any,
     *,
     n_min_galaxies: int = N_MIN_GALAXIES,
+    n_subsampled: int = 0,
+    subsample_fraction: tuple[float, float] = (0.3, 1.0),
+    seed: Any = 0,
 ) -> dict[str, np.ndarray]:
     """Cylinder cut, richness cut, velocity dispersion and KDE images for every mock.
 
@@ -232,11 +235,21 @@ def prepare_features(
     feature_config : astro_cnnmass.features.FeatureConfig
     n_min_galaxies : int
         Mocks with fewer galaxies in the cylinder are dropped.
+    n_subsampled : int
+        Number of extra, randomly thinned versions of every image (sampling augmentation):
+        in each, a cluster keeps a random fraction ``f ~ U(subsample_fraction)`` of its
+        cylinder galaxies (at least ``n_min_galaxies``). They teach the network that the
+        same cluster observed by a shallower or sparser survey has the same mass.
+    subsample_fraction : (float, float)
+        Range of the kept fraction.
+    seed : int or numpy.random.Generator
+        Seed of the thinning.
 
     Returns
     -------
     dict of numpy.ndarray
-        ``index`` (rows of the catalogue kept), ``images``, ``log_m``, ``z``, ``host_id``,
+        ``index`` (rows of the catalogue kept), ``images`` (float32), ``images_subsampled``
+        (``(n_subsampled, n, ...)`` float32, where present), ``log_m``, ``z``, ``host_id``,
         ``sigma`` (np.std of v in the cylinder, km/s), ``n_gal``, and the counts ``n_input``,
         ``n_dropped_richness``, ``n_dropped_invalid``. Only mocks with a valid image are kept.
     """
@@ -264,10 +277,11 @@ def prepare_features(
     )
     images, valid = kde_images(R2, v2, new_off, feature_config)
     valid = np.asarray(valid, dtype=bool)
+    images = np.asarray(images, dtype=np.float32)
     clusters = catalog.clusters
     out = {
         "index": idx[valid],
-        "images": np.asarray(images)[valid],
+        "images": images[valid],
         "log_m": _floats(clusters["log_m200c"])[idx][valid],
         "z": _floats(clusters["z"])[idx][valid],
         "host_id": np.asarray(clusters["host_id"])[idx][valid],
@@ -277,7 +291,35 @@ def prepare_features(
         "n_dropped_richness": np.asarray(int((~rich).sum())),
         "n_dropped_invalid": np.asarray(int((~valid).sum())),
     }
+    if n_subsampled > 0:
+        rng = _rng(seed)
+        versions = []
+        for _ in range(int(n_subsampled)):
+            thin = _thinned_images(R2, v2, new_off, feature_config, n_min_galaxies,
+                                   subsample_fraction, rng)
+            bad = ~np.isfinite(thin.reshape(thin.shape[0], -1)).all(axis=1)
+            thin[bad] = images[bad]  # an undefined thinned KDE falls back to the full one
+            versions.append(thin[valid])
+        out["images_subsampled"] = np.stack(versions)
     return out
+
+
+def _thinned_images(R, v, offsets, feature_config, n_min, fraction, rng) -> np.ndarray:
+    """KDE images of every cluster after keeping a random fraction of its galaxies."""
+    from .features import kde_images
+
+    counts = np.diff(offsets)
+    n = counts.size
+    f = rng.uniform(fraction[0], fraction[1], n)
+    keep = np.minimum(counts, np.maximum(n_min, np.round(f * counts))).astype(np.int64)
+    cid = np.repeat(np.arange(n), counts)
+    order = np.lexsort((rng.random(cid.size), cid))  # random order within each cluster
+    rank = np.empty(cid.size, dtype=np.int64)
+    rank[order] = np.arange(cid.size) - np.repeat(offsets[:-1], counts)
+    sel = rank < keep[cid]
+    new_off = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
+    images, _ = kde_images(R[sel], v[sel], new_off, feature_config)
+    return np.asarray(images, dtype=np.float32)
 
 
 # ---------------------------------------------------------------------------- training loop
@@ -303,11 +345,13 @@ def fit_networks(
     network_config: dict,
     *,
     val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    images_subsampled: np.ndarray | None = None,
     n_ensemble: int = 1,
     epochs: int = 20,
     batch_size: int = 50,
     lr: float = 1e-3,
     patience: int | None = 5,
+    lr_schedule: str = "cosine",
     lr_decay: float | None = 0.5,
     lr_patience: int = 2,
     flip: bool = True,
@@ -327,6 +371,9 @@ def fit_networks(
         See :func:`astro_cnnmass.networks.build_network`.
     val : (images, z_scaled, y_scaled), optional
         Validation set for early stopping; without it the last epoch is kept.
+    images_subsampled : numpy.ndarray, shape (k, n, ...), optional
+        Thinned versions of the training images (see :func:`prepare_features`); at every
+        epoch each sample is drawn from its original or one of its thinned versions.
     n_ensemble : int
         Number of members (different initialisations and batch orders).
     epochs, batch_size, lr : int, int, float
@@ -334,12 +381,15 @@ def fit_networks(
     patience : int or None
         Stop after this many epochs without a better validation loss (None: never stop early);
         the best weights are restored.
+    lr_schedule : {"cosine", "plateau", "constant"}
+        ``"cosine"``: cosine annealing from ``lr`` to ``lr / 100`` over ``epochs``
+        (Loshchilov & Hutter 2017, arXiv:1608.03983); ``"plateau"``: multiply by ``lr_decay``
+        after ``lr_patience`` epochs without a better validation loss; ``"constant"``: the
+        paper's setting.
     lr_decay : float or None
-        Multiply the learning rate by this factor when the validation loss has not improved
-        for ``lr_patience`` epochs (``torch.optim.lr_scheduler.ReduceLROnPlateau``); None
-        keeps it constant (the paper's setting).
+        Factor of the ``"plateau"`` schedule.
     lr_patience : int
-        Epochs without improvement before the learning rate is reduced.
+        Epochs without improvement before the ``"plateau"`` schedule reduces the rate.
     flip : bool
         Velocity-flip augmentation: each training image is flipped along v with probability 1/2
         at each epoch (the paper doubled the set with flipped copies instead).
@@ -362,7 +412,22 @@ def fit_networks(
 
     device = _resolve_device(device)
     loss_fn = loss_function(network_config["head"])
+    if lr_schedule not in ("cosine", "plateau", "constant"):
+        raise ValueError(
+            f"lr_schedule must be 'cosine', 'plateau' or 'constant', got {lr_schedule!r}"
+        )
     x = torch.as_tensor(np.asarray(images, dtype=np.float32), device=device)
+    n_versions = 1
+    if images_subsampled is not None and len(images_subsampled):
+        extra = np.asarray(images_subsampled, dtype=np.float32)
+        if extra.shape[1:] != tuple(x.shape):
+            raise ValueError(
+                f"images_subsampled has shape {extra.shape}, expected (k, *{tuple(x.shape)})"
+            )
+        x = torch.cat([x[None], torch.as_tensor(extra, device=device)])
+        n_versions = x.shape[0]
+    else:
+        x = x[None]
     zt = torch.as_tensor(np.asarray(z_scaled, dtype=np.float32), device=device)
     yt = torch.as_tensor(np.asarray(y_scaled, dtype=np.float32), device=device)
     if val is not None and len(val[0]):
@@ -371,7 +436,7 @@ def fit_networks(
         )
     else:
         xv = None
-    n = x.shape[0]
+    n = x.shape[1]
     if n == 0:
         raise ValueError("no training samples")
     states, histories = [], []
@@ -382,13 +447,15 @@ def fit_networks(
         net.apply_max_norm()
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=lr)
-        scheduler = (
-            torch.optim.lr_scheduler.ReduceLROnPlateau(
+        scheduler: Any = None
+        if lr_schedule == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                opt, T_max=max(epochs, 1), eta_min=lr / 100
+            )
+        elif lr_schedule == "plateau" and lr_decay is not None and xv is not None:
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 opt, mode="min", factor=lr_decay, patience=lr_patience
             )
-            if lr_decay is not None and xv is not None
-            else None
-        )
         hist: dict[str, Any] = {"train_loss": [], "val_loss": [], "member": m}
         best, best_state, best_epoch, wait = np.inf, None, -1, 0
         t0 = time.perf_counter()
@@ -402,10 +469,11 @@ def fit_networks(
         for epoch in bar:
             perm = torch.as_tensor(rng.permutation(n), device=device)
             flips = torch.as_tensor(rng.random(n) < 0.5, device=device) if flip else None
+            version = torch.as_tensor(rng.integers(0, n_versions, n), device=device)
             total = 0.0
             for s in range(0, n, batch_size):
                 b = perm[s : s + batch_size]
-                xb = x[b]
+                xb = x[version[b], b]
                 if flips is not None:
                     fb = flips[b]
                     xb = torch.where(fb.reshape(-1, *([1] * (xb.ndim - 1))), xb.flip(1), xb)
@@ -419,7 +487,7 @@ def fit_networks(
             if xv is not None:
                 vloss = _eval_loss(net, loss_fn, xv, zv, yv)
                 hist["val_loss"].append(vloss)
-                if scheduler is not None:
+                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     scheduler.step(vloss)
                 if vloss < best:
                     best, best_epoch, wait = vloss, epoch, 0
@@ -431,6 +499,8 @@ def fit_networks(
                     break
             else:
                 bar.set_postfix(loss=f"{total / n:.4f}")
+            if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+                scheduler.step()
         if best_state is not None:
             net.load_state_dict(best_state)
         else:
@@ -481,8 +551,11 @@ def train_model(
     batch_size: int = 50,
     lr: float = 1e-3,
     patience: int | None = 5,
+    lr_schedule: str = "cosine",
     lr_decay: float | None = 0.5,
     lr_patience: int = 2,
+    n_subsampled: int = 0,
+    subsample_fraction: tuple[float, float] = (0.3, 1.0),
     seed: int = 0,
     device: Any = None,
     val_fraction: float = 0.1,
@@ -513,8 +586,11 @@ def train_model(
         Default: ``FeatureConfig(kind=...)`` with the cylinder's aperture and v_cut.
     network_config : dict, optional
         Overrides of :func:`astro_cnnmass.networks.default_network_config`.
-    epochs, batch_size, lr, patience, lr_decay, lr_patience, flip, device, progress
+    epochs, batch_size, lr, patience, lr_schedule, lr_decay, lr_patience, flip, device, progress
         See :func:`fit_networks`.
+    n_subsampled, subsample_fraction
+        Sampling augmentation: thinned versions of every training image (see
+        :func:`prepare_features`); 0 turns it off.
     seed : int
         Seed of the sampling, the split and the networks.
     val_fraction : float
@@ -556,7 +632,9 @@ def train_model(
     net_cfg = default_network_config(
         model, head, n_v=int(fc.get("n_v", 48)), n_R=n_R, **(network_config or {})
     )
-    prep = prepare_features(catalog, cyl, fconf, n_min_galaxies=n_min_galaxies)
+    prep = prepare_features(catalog, cyl, fconf, n_min_galaxies=n_min_galaxies,
+                            n_subsampled=n_subsampled, subsample_fraction=subsample_fraction,
+                            seed=[seed, 1])
     if prep["log_m"].size < 2:
         raise ValueError("fewer than 2 usable mocks after the cylinder and richness cuts")
     rng = np.random.default_rng(seed)
@@ -589,11 +667,14 @@ def train_model(
         *arrays(tr),
         net_cfg,
         val=arrays(va) if va.size else None,
+        images_subsampled=(prep["images_subsampled"][:, tr]
+                           if "images_subsampled" in prep else None),
         n_ensemble=n_ensemble,
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
         patience=patience,
+        lr_schedule=lr_schedule,
         lr_decay=lr_decay,
         lr_patience=lr_patience,
         flip=flip,
@@ -630,10 +711,15 @@ def train_model(
         "optimizer": {
             "name": "Adam",
             "lr": float(lr),
-            "lr_schedule": (
-                "constant" if lr_decay is None
-                else f"ReduceLROnPlateau(factor={lr_decay}, patience={lr_patience})"
-            ),
+            "lr_schedule": {
+                "cosine": "CosineAnnealingLR(T_max=epochs, eta_min=lr/100)",
+                "plateau": f"ReduceLROnPlateau(factor={lr_decay}, patience={lr_patience})",
+                "constant": "constant",
+            }[lr_schedule],
+        },
+        "sampling_augmentation": {
+            "n_subsampled": int(n_subsampled),
+            "fraction": [float(f) for f in subsample_fraction],
         },
         "patience": patience,
         "flip_augmentation": bool(flip),

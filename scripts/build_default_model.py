@@ -13,7 +13,7 @@ This is the documented pipeline behind ``astro_cnnmass/data/cnn2d_default.asdf``
 5. evaluation on the held-out mocks (paper metrics next to the M–σ baseline on the same
    clusters) and on the variant sets; metrics JSON and figures in ``--out``.
 
-Run (about 45 minutes on 2 CPU cores)::
+Run (about 25 minutes on 2 CPU cores)::
 
     python scripts/build_default_model.py --out runs/default
 
@@ -82,14 +82,16 @@ def _mocks(path: Path, n_hosts: int, seed: int, workers: int, config=None) -> Mo
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/default", help="working directory")
-    p.add_argument("--train-hosts", type=int, default=24000)
+    p.add_argument("--train-hosts", type=int, default=36000)
     p.add_argument("--test-hosts", type=int, default=2400)
     p.add_argument("--variant-hosts", type=int, default=600)
     p.add_argument("--seed", type=int, default=20190215)
     p.add_argument("--ensemble", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--patience", type=int, default=6)
+    p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--subsampled", type=int, default=3,
+                   help="thinned copies of every training image (sampling augmentation)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--skip-cnn1d", action="store_true")
     p.add_argument("--skip-variants", action="store_true")
@@ -114,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         _log("training CNN_2D")
         bundle = train_model(train, model="cnn2d", head="gaussian", n_ensemble=args.ensemble,
                              epochs=args.epochs, batch_size=args.batch_size,
-                             patience=args.patience, seed=args.seed, progress=False,
-                             command=command)
+                             patience=args.patience, n_subsampled=args.subsampled,
+                             seed=args.seed, progress=False, command=command)
         bundle.write(path2d)
         models["cnn2d"] = bundle
     timings["train_cnn2d_s"] = time.time() - t1
@@ -128,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             _log("training CNN_1D")
             bundle = train_model(train, model="cnn1d", head="gaussian", n_ensemble=1,
                                  epochs=args.epochs, batch_size=args.batch_size,
-                                 patience=args.patience, seed=args.seed, progress=False,
-                                 command=command)
+                                 patience=args.patience, n_subsampled=args.subsampled,
+                                 seed=args.seed, progress=False, command=command)
             bundle.write(path1d)
             models["cnn1d"] = bundle
         timings["train_cnn1d_s"] = time.time() - t2

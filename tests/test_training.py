@@ -149,6 +149,26 @@ def test_trained_model_predicts_held_out_hosts(trained):
     assert np.all(np.isfinite(pred["std"])) and np.all(pred["std"] > 0)
 
 
+def test_sampling_augmentation_thins_clusters_reproducibly():
+    from astro_cnnmass.features import FeatureConfig
+    from astro_cnnmass.training import prepare_features
+
+    cat = synthetic_catalog(n_hosts=30, n_los=1)
+    cyl = {"aperture_mpch": 1.6, "v_cut_kms": 2200.0}
+    prep = prepare_features(cat, cyl, FeatureConfig(), n_subsampled=2, seed=3)
+    again = prepare_features(cat, cyl, FeatureConfig(), n_subsampled=2, seed=3)
+    thin = prep["images_subsampled"]
+    assert thin.shape == (2, *prep["images"].shape)
+    np.testing.assert_array_equal(thin, again["images_subsampled"])
+    np.testing.assert_allclose(thin.sum(axis=(2, 3)), 1.0, rtol=1e-5)
+    # thinning changes the images but keeps them close to the full-sample ones
+    diff = np.abs(thin - prep["images"][None]).sum(axis=(2, 3))
+    assert (diff > 0).mean() > 0.8 and np.median(diff) < 1.0
+    bundle = train_model(cat, epochs=2, batch_size=16, seed=0, progress=False,
+                         n_subsampled=1, n_per_bin=None, command="pytest")
+    assert bundle.training["sampling_augmentation"]["n_subsampled"] == 1
+
+
 def test_train_model_rejects_bad_arguments():
     cat = synthetic_catalog(n_hosts=10, n_los=1)
     with pytest.raises(ValueError, match="model"):
