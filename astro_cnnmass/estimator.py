@@ -25,7 +25,7 @@ from scipy.stats import norm
 from .classical import EVRARD08_ALPHA, EVRARD08_SIGMA15, MSUN_H, MSigmaPowerLaw
 from .exceptions import AstroCnnmassWarning, InputError, TooFewGalaxiesError
 from .phase_space import MPC_H, Cylinder, PhaseSpace, phase_space
-from .uncertainty import ood_scores, ood_threshold
+from .uncertainty import normalized_ood_scores
 
 __all__ = [
     "QUANTILE_LEVELS",
@@ -82,11 +82,13 @@ class MassEstimate:
     cylinder : `~astro_cnnmass.Cylinder`
         The cylinder used.
     ood_score : float
-        Out-of-domain score: Mahalanobis distance of the network's embedding of this phase
-        space from the training mocks (NaN without a network).
+        Out-of-domain score in units of the model's thresholds (NaN without a network): the
+        larger of the Mahalanobis distance of the network's embedding and the principal-
+        component distance of the KDE image from the training mocks, each divided by its
+        99th percentile over held-out validation mocks
+        (:func:`astro_cnnmass.uncertainty.normalized_ood_scores`).
     out_of_distribution : bool
-        True when ``ood_score`` exceeds the model's threshold (the 99th percentile of held-out
-        validation mocks).
+        True when ``ood_score`` exceeds 1.
     prior : str
         ``'flat'`` (the training prior, flat in log M) or ``'mass_function'``.
     """
@@ -456,7 +458,8 @@ class DynamicalMassEstimator:
                     log_mean[idx] = pred["mean"]
                     log_std[idx] = self._calibrated_std(pred["std"])
                     if compute_ood:
-                        ood_score[idx] = ood_scores(predictor, imgs[ok], z[start:stop][ok])
+                        ood_score[idx] = normalized_ood_scores(predictor, imgs[ok],
+                                                               z[start:stop][ok])
                 valid[start:stop] = ok
                 if keep_images:
                     images.append(imgs)
@@ -467,12 +470,8 @@ class DynamicalMassEstimator:
         log_m_evrard = _log_evrard_mass(sigma, z)
         if self.bundle is None:
             log_mean = np.where(valid, log_m_evrard, np.nan)
-        ood_flag = np.zeros(n_clusters, dtype=bool)
-        if self.bundle is not None:
-            threshold = ood_threshold(self.bundle)
-            if np.isfinite(threshold):
-                with np.errstate(invalid="ignore"):
-                    ood_flag = ood_score > threshold
+        with np.errstate(invalid="ignore"):
+            ood_flag = ood_score > 1.0  # NaN (no OOD model) never flags
         flags = self._flags(counts, z, log_mean, valid)
         for i in np.flatnonzero(ood_flag):
             flags[i].append("out_of_distribution")

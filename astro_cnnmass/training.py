@@ -763,6 +763,7 @@ def train_model(
         n_fit = min(tr.size, ood_max_fit)
         fit_rows = np.sort(rng.choice(tr, size=n_fit, replace=False)) if n_fit else tr
         domain["ood"] = _fit_ood(predictor, prep, fit_rows, va)
+        domain["ood_image"] = _fit_image_ood(prep, fit_rows, va)
     return bundle.replace(metrics=metrics, target_scaling=scaling, domain=domain)
 
 
@@ -795,6 +796,59 @@ def _fit_ood(predictor: Any, prep: dict, fit_rows: np.ndarray, va: np.ndarray) -
     return fit_ood_model(e_fit, e_val, percentile=99.0)
 
 
+def _fit_image_ood(prep: dict, fit_rows: np.ndarray, va: np.ndarray) -> dict:
+    """Image-space (PCA) OOD model: fit on training images, threshold on validation images."""
+    from .uncertainty import fit_image_ood_model
+
+    return fit_image_ood_model(prep["images"][fit_rows], prep["images"][va], percentile=99.0)
+
+
+def refit_ood(bundle: Any, catalog: Any, *, ood_max_fit: int = 20000) -> Any:
+    """Fit (again) the out-of-domain models of a trained bundle on its training mocks.
+
+    It rebuilds the training / validation split of :func:`train_model` from the bundle's seed
+    and settings, then fits the embedding and image out-of-domain models exactly as
+    :func:`train_model` does. Useful to add the image model to a bundle trained before it
+    existed.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+        A bundle written by :func:`train_model`.
+    catalog : MockCatalog
+        The catalogue it was trained on.
+    ood_max_fit : int
+        At most this many training mocks are used for the fit.
+
+    Returns
+    -------
+    ModelBundle
+        A copy with ``domain["ood"]`` and ``domain["ood_image"]`` replaced.
+    """
+    from .features import FeatureConfig
+    from .inference import Predictor
+
+    tr_info = bundle.training
+    seed = int(tr_info["seed"])
+    prep = prepare_features(catalog, bundle.cylinder,
+                            FeatureConfig.from_dict(bundle.feature_config),
+                            n_min_galaxies=int(bundle.domain.get("n_min_galaxies",
+                                                                 N_MIN_GALAXIES)))
+    rng = np.random.default_rng(seed)
+    flat = tr_info.get("flat_sampling", {})
+    sample = flat_mass_sample(prep["log_m"], dlogm=flat.get("dlogm", 0.02),
+                              n_per_bin=flat.get("n_per_bin", "median"), seed=rng)
+    tr_rel, va_rel = train_test_split_by_host(prep["host_id"][sample],
+                                              float(tr_info.get("val_fraction", 0.1)), rng)
+    tr, va = sample[tr_rel], sample[va_rel]
+    n_fit = min(tr.size, ood_max_fit)
+    fit_rows = np.sort(rng.choice(tr, size=n_fit, replace=False)) if n_fit else tr
+    domain = dict(bundle.domain)
+    domain["ood"] = _fit_ood(Predictor(bundle), prep, fit_rows, va)
+    domain["ood_image"] = _fit_image_ood(prep, fit_rows, va)
+    return bundle.replace(domain=domain)
+
+
 # ---------------------------------------------------------------------------- CLI
 def add_train_subparser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``train`` sub-command to an ``argparse`` sub-parser collection."""
@@ -812,6 +866,9 @@ def add_train_subparser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
+    p.add_argument("--lr-schedule", choices=["cosine", "plateau", "constant"], default="cosine")
+    p.add_argument("--subsampled", type=int, default=0,
+                   help="thinned copies of each training image (sampling augmentation)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=float, default=0.1, help="validation hosts fraction")
     p.add_argument(
@@ -860,6 +917,8 @@ def run_train_command(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         patience=args.patience,
+        lr_schedule=args.lr_schedule,
+        n_subsampled=args.subsampled,
         seed=args.seed,
         device=args.device,
         val_fraction=args.val_fraction,

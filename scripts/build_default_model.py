@@ -43,7 +43,7 @@ from astro_cnnmass.weights import ModelBundle, bundled_model_path
 #: with redshift (SDSS main sample, r < 17.77: about 10^9.5 Msun at z = 0.05 and 10^10.8 at
 #: z = 0.2), so the training set spans them broadly and the network cannot lean on one survey's
 #: richness-mass relation.
-TRAIN_CONFIG: dict = {"log_mstar_cut": (8.8, 10.8), "sampling_fraction": (0.3, 1.0)}
+TRAIN_CONFIG: dict = {"log_mstar_cut": (8.9, 10.5), "sampling_fraction": (0.3, 1.0)}
 
 #: Generator variants for the robustness report: other, equally defensible physics choices.
 VARIANTS: dict[str, dict] = {
@@ -90,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--patience", type=int, default=10)
-    p.add_argument("--subsampled", type=int, default=3,
+    p.add_argument("--subsampled", type=int, default=1,
                    help="thinned copies of every training image (sampling augmentation)")
+    p.add_argument("--subsample-min", type=float, default=0.5,
+                   help="smallest fraction of galaxies kept in a thinned copy")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--skip-cnn1d", action="store_true")
     p.add_argument("--skip-variants", action="store_true")
@@ -117,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         bundle = train_model(train, model="cnn2d", head="gaussian", n_ensemble=args.ensemble,
                              epochs=args.epochs, batch_size=args.batch_size,
                              patience=args.patience, n_subsampled=args.subsampled,
+                             subsample_fraction=(args.subsample_min, 1.0),
                              seed=args.seed, progress=False, command=command)
         bundle.write(path2d)
         models["cnn2d"] = bundle
@@ -131,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             bundle = train_model(train, model="cnn1d", head="gaussian", n_ensemble=1,
                                  epochs=args.epochs, batch_size=args.batch_size,
                                  patience=args.patience, n_subsampled=args.subsampled,
+                                 subsample_fraction=(args.subsample_min, 1.0),
                                  seed=args.seed, progress=False, command=command)
             bundle.write(path1d)
             models["cnn1d"] = bundle

@@ -57,5 +57,10 @@ def test_catalog_writes_one_row_per_cluster(tmp_path, capsys):
     out = tmp_path / "masses.ecsv"
     assert main(["catalog", str(path), "--clusters", str(cpath), "--out", str(out),
                  "--no-progress"]) == 0
-    tab = Table.read(out)
+    import astropy.cosmology.units as cu
+    import astropy.units as u
+
+    with u.add_enabled_units(cu):  # masses are in Msun / littleh
+        tab = Table.read(out)
     assert list(tab["ok"]) == [True, False]
+    assert tab["mass"].unit == u.Msun / cu.littleh

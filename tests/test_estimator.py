@@ -117,24 +117,40 @@ def test_out_of_domain_inputs_are_flagged(estimator):
     assert "z_outside_training" in res.flags
 
 
-def test_uniform_random_phase_space_is_flagged_out_of_distribution(estimator):
+@pytest.mark.parametrize("kind", ["ring", "two_peaks", "cold_spike", "velocity_edges"])
+def test_implausible_phase_spaces_are_flagged_out_of_distribution(estimator, kind):
     rng = np.random.default_rng(3)
-    flagged = 0
-    for _ in range(20):
-        R = rng.uniform(0, 1.6, 200) * MPC_H
-        v = rng.uniform(-2200, 2200, 200) * KMS
-        with pytest.warns(AstroCnnmassWarning):
-            res = estimator.estimate_phase_space(R, v, z_cluster=0.1)
-        flagged += res.out_of_distribution
-    assert flagged >= 15
+    n = 100
+    R = np.abs(rng.normal(0, 0.5, n))
+    if kind == "ring":  # nothing at the centre
+        R, v = rng.uniform(1.45, 1.6, n), rng.normal(0, 600, n)
+    elif kind == "two_peaks":
+        v = np.concatenate([rng.normal(-1500, 150, n // 2), rng.normal(1500, 150, n // 2)])
+    elif kind == "cold_spike":
+        v = rng.normal(0, 40, n)
+    else:
+        v = rng.choice([-1, 1], n) * rng.uniform(1900, 2200, n)
+    with pytest.warns(AstroCnnmassWarning, match="out_of_distribution"):
+        res = estimator.estimate_phase_space(R * MPC_H, v * KMS, z_cluster=0.1)
+    assert res.out_of_distribution and res.ood_score > 1
+
+
+def test_ordinary_cluster_is_not_flagged(estimator):
+    rng = np.random.default_rng(4)
+    R = np.abs(rng.normal(0, 0.5, 100)) * MPC_H
+    v = rng.normal(0, 700, 100) * KMS
+    res = estimator.estimate_phase_space(R, v, z_cluster=0.1)
+    assert not res.out_of_distribution and res.ood_score < 1
 
 
 def test_nan_phase_space_is_rejected_or_dropped(estimator):
-    R = np.array([0.1, 0.2, np.nan, 0.5] * 5) * MPC_H
-    v = np.array([10.0, -300.0, 50.0, 700.0] * 5) * KMS
+    rng = np.random.default_rng(5)
+    R = np.abs(rng.normal(0, 0.5, 60))
+    v = rng.normal(0, 700, 60)
+    R[::12] = np.nan
     with pytest.warns(AstroCnnmassWarning, match="dropped 5"):
-        res = estimator.estimate_phase_space(R, v, z_cluster=0.1)
-    assert res.n_members == 15
+        res = estimator.estimate_phase_space(R * MPC_H, v * KMS, z_cluster=0.1)
+    assert res.n_members == 55
 
 
 def test_foreign_asdf_file_is_refused(tmp_path):

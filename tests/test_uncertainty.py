@@ -249,3 +249,21 @@ def test_calibration_and_ood_survive_asdf_round_trip(trained, tmp_path):
         ood_scores(back, imgs["images"], imgs["z"], device="cpu"),
         ood_scores(bundle, imgs["images"], imgs["z"], device="cpu"),
     )
+
+
+def test_image_ood_model_flags_images_unlike_the_training_set():
+    from astro_cnnmass.features import FeatureConfig, kde_images, pack
+    from astro_cnnmass.uncertainty import _image_distance, fit_image_ood_model
+
+    cat = toy_catalog(300, n_los=1, seed=11)
+    images, ok = kde_images(cat.R, cat.v, cat.offsets, FeatureConfig())
+    images = images[ok]
+    model = fit_image_ood_model(images[:200], images[200:250], n_components=8)
+    held_out = _image_distance(model, images[250:]) / model["threshold"]
+    assert (held_out > 1).mean() < 0.1
+    rng = np.random.default_rng(0)
+    rings = [rng.uniform(1.45, 1.6, 60) for _ in range(10)]
+    spikes = [rng.normal(0, 30, 60) for _ in range(10)]
+    R, v, off = pack(rings, spikes)
+    odd, _ = kde_images(R, v, off, FeatureConfig())
+    assert np.all(_image_distance(model, odd) / model["threshold"] > 1)
