@@ -36,6 +36,7 @@ __all__ = [
     "flat_mass_sample",
     "kfold_by_host",
     "prepare_features",
+    "refit_ood",
     "run_train_command",
     "train_model",
     "train_test_split_by_host",
