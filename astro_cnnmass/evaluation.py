@@ -401,16 +401,17 @@ def _evaluate_one(
         pit = pit_values(m[sel], pred["mean"][sel], pred["std"][sel])
         res["pit"] = pit_histogram(pit)
         res["mean_predicted_std"] = float(np.nanmean(pred["std"][sel]))
-    if "ood" in bundle.domain:
-        from .uncertainty import ood_scores, ood_threshold
+    if "ood" in bundle.domain or "ood_image" in bundle.domain:
+        from .uncertainty import normalized_ood_scores
 
-        scores = ood_scores(predictor, prep["images"], prep["z"])
-        thr = ood_threshold(predictor)
+        # in units of the thresholds: > 1 is flagged (embedding and image models combined)
+        scores = normalized_ood_scores(predictor, prep["images"], prep["z"])
         ok = np.isfinite(scores)
         res["ood"] = {
-            "threshold": thr,
+            "threshold": 1.0,
+            "score": "normalized (astro_cnnmass.uncertainty.normalized_ood_scores)",
             "n": int(ok.sum()),
-            "fraction_flagged": float(np.mean(scores[ok] > thr)) if ok.any() else math.nan,
+            "fraction_flagged": float(np.mean(scores[ok] > 1.0)) if ok.any() else math.nan,
             "score_quantiles": {
                 str(p): float(np.percentile(scores[ok], p)) if ok.any() else math.nan
                 for p in (50, 90, 99)
