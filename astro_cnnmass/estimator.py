@@ -582,10 +582,15 @@ class DynamicalMassEstimator:
             order_ids = list(np.asarray(clusters[cluster_column]))
         else:
             order_ids = list(dict.fromkeys(ids.tolist()))
+        # rows of each cluster, found with one sort instead of one scan per cluster
+        order = np.argsort(ids, kind="stable")
+        unique_ids, starts = np.unique(ids[order], return_index=True)
+        bounds = dict(zip(unique_ids.tolist(), zip(starts, [*starts[1:], ids.size])))
         phase_spaces: list[PhaseSpace | None] = []
         errors: list[str] = []
         for k, cid in enumerate(tqdm(order_ids, disable=not progress, desc="phase spaces")):
-            rows = members[ids == cid]
+            lo, hi = bounds.get(cid.item() if hasattr(cid, "item") else cid, (0, 0))
+            rows = members[np.sort(order[lo:hi])]
             center = z_cl = None
             if clusters is not None:
                 crow = clusters[k]
