@@ -755,17 +755,29 @@ def _flat_images(images: np.ndarray) -> np.ndarray:
     return flat * flat.shape[1]  # mean pixel 1, as the network's input scaling
 
 
-def _image_distance(model: dict, images: np.ndarray) -> np.ndarray:
+def _image_model_arrays(model: dict, holder: Any = None) -> tuple[np.ndarray, ...]:
+    """(mean, components, variances) as arrays, cached on ``holder`` (e.g. a Predictor)."""
+    cached = getattr(holder, "_ood_image_arrays", None)
+    if cached is not None and cached[0] is model:
+        return cached[1]
+    arrays = (np.asarray(model["mean"]), np.asarray(model["components"]),
+              np.asarray(model["variances"]))
+    if holder is not None:
+        holder._ood_image_arrays = (model, arrays)
+    return arrays
+
+
+def _image_distance(model: dict, images: np.ndarray, holder: Any = None) -> np.ndarray:
     X = _flat_images(images)
     good = np.isfinite(X).all(axis=1)
     out = np.full(X.shape[0], np.nan)
     if not good.any():
         return out
-    dx = X[good] - np.asarray(model["mean"])
-    comps = np.asarray(model["components"])
+    mean, comps, variances = _image_model_arrays(model, holder)
+    dx = X[good] - mean
     proj = dx @ comps.T
     resid = ((dx - proj @ comps) ** 2).sum(axis=1)
-    d2 = (proj**2 / np.asarray(model["variances"])).sum(axis=1)
+    d2 = (proj**2 / variances).sum(axis=1)
     d2 += resid / float(model["residual_scale"])
     out[good] = np.sqrt(d2)
     return out
@@ -801,7 +813,9 @@ def normalized_ood_scores(model: Any, images: np.ndarray, z: Any) -> np.ndarray:
         parts.append(ood_scores(model, images, z) / threshold)
     image_model = (getattr(bundle, "domain", None) or {}).get("ood_image")
     if isinstance(image_model, dict) and "components" in image_model:
-        parts.append(_image_distance(image_model, images) / float(image_model["threshold"]))
+        holder = model if isinstance(model, Predictor) else None
+        parts.append(_image_distance(image_model, images, holder)
+                     / float(image_model["threshold"]))
     if not parts:
         return np.full(images.shape[0], np.nan)
     return np.fmax.reduce(parts) if len(parts) > 1 else parts[0]
