@@ -109,36 +109,23 @@ def main(argv: list[str] | None = None) -> int:
     timings = {"mocks_s": time.time() - t0}
 
     command = " ".join(["python scripts/build_default_model.py", *sys.argv[1:]])
+    kinds = {"cnn2d": args.ensemble} if args.skip_cnn1d else {"cnn2d": args.ensemble, "cnn1d": 1}
     models = {}
-    t1 = time.time()
-    path2d = out / "cnn2d.asdf"
-    if path2d.exists():
-        models["cnn2d"] = ModelBundle.read(path2d)
-    else:
-        _log("training CNN_2D")
-        bundle = train_model(train, model="cnn2d", head="gaussian", n_ensemble=args.ensemble,
-                             epochs=args.epochs, batch_size=args.batch_size,
-                             patience=args.patience, n_subsampled=args.subsampled,
-                             subsample_fraction=(args.subsample_min, 1.0),
-                             seed=args.seed, progress=False, command=command)
-        bundle.write(path2d)
-        models["cnn2d"] = bundle
-    timings["train_cnn2d_s"] = time.time() - t1
-    if not args.skip_cnn1d:
-        t2 = time.time()
-        path1d = out / "cnn1d.asdf"
-        if path1d.exists():
-            models["cnn1d"] = ModelBundle.read(path1d)
+    for kind, n_ensemble in kinds.items():
+        t1 = time.time()
+        path = out / f"{kind}.asdf"
+        if path.exists():
+            models[kind] = ModelBundle.read(path)
         else:
-            _log("training CNN_1D")
-            bundle = train_model(train, model="cnn1d", head="gaussian", n_ensemble=1,
-                                 epochs=args.epochs, batch_size=args.batch_size,
-                                 patience=args.patience, n_subsampled=args.subsampled,
-                                 subsample_fraction=(args.subsample_min, 1.0),
-                                 seed=args.seed, progress=False, command=command)
-            bundle.write(path1d)
-            models["cnn1d"] = bundle
-        timings["train_cnn1d_s"] = time.time() - t2
+            _log(f"training {kind}")
+            models[kind] = train_model(
+                train, model=kind, head="gaussian", n_ensemble=n_ensemble,
+                epochs=args.epochs, batch_size=args.batch_size, patience=args.patience,
+                n_subsampled=args.subsampled, subsample_fraction=(args.subsample_min, 1.0),
+                seed=args.seed, progress=False, command=command,
+            )
+            models[kind].write(path)
+        timings[f"train_{kind}_s"] = time.time() - t1
 
     _log("evaluating on the held-out test mocks")
     names = list(models)
@@ -159,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
     _log(f"report written to {out / 'report.json'}")
     if args.install:
-        shutil.copyfile(path2d, bundled_model_path())
-        _log(f"installed {path2d} as {bundled_model_path()}")
+        shutil.copyfile(out / "cnn2d.asdf", bundled_model_path())
+        _log(f"installed {out / 'cnn2d.asdf'} as {bundled_model_path()}")
     return 0
 
 
