@@ -33,6 +33,7 @@ __all__ = [
     "evrard_mass",
     "evrard_sigma",
     "gapper_dispersion",
+    "grouped_std",
     "shifting_gapper",
     "velocity_dispersion",
 ]
@@ -75,6 +76,43 @@ def gapper_dispersion(v_kms: np.ndarray) -> float:
         raise TooFewGalaxiesError(f"the gapper needs at least 2 velocities, got {n}")
     i = np.arange(1, n)
     return float(np.sqrt(np.pi) / (n * (n - 1)) * np.sum(i * (n - i) * np.diff(x)))
+
+
+def grouped_std(v_kms: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Population standard deviation (``np.std``, ddof = 0) of each packed group, km/s.
+
+    The σ of the M–σ baseline for many clusters at once (group ``i`` is
+    ``v_kms[offsets[i]:offsets[i + 1]]``); used alike when the power law is fitted on training
+    mocks and when it is applied to observations. Empty groups give NaN.
+
+    Parameters
+    ----------
+    v_kms : ndarray
+        Flat line-of-sight velocities, km/s.
+    offsets : ndarray of int
+        Group boundaries, length ``n_groups + 1``.
+
+    Returns
+    -------
+    ndarray
+        One dispersion per group, km/s.
+    """
+    values = np.asarray(v_kms, dtype=float)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    counts = np.diff(offsets)
+    if values.size == 0:
+        return np.full(counts.size, np.nan)
+    n = np.maximum(counts, 1)
+    starts = offsets[:-1]
+    nonempty = counts > 0
+    s1 = np.zeros(counts.size)
+    s1[nonempty] = np.add.reduceat(values, starts[nonempty])
+    dev = values - np.repeat(s1 / n, counts)
+    s2 = np.zeros(counts.size)
+    s2[nonempty] = np.add.reduceat(dev * dev, starts[nonempty])
+    out = np.sqrt(s2 / n)
+    out[~nonempty] = np.nan
+    return out
 
 
 def velocity_dispersion(v: u.Quantity, method: str = "std") -> u.Quantity:

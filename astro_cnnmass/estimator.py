@@ -22,7 +22,7 @@ from astropy.cosmology import Cosmology
 from astropy.table import QTable, Table
 from scipy.stats import norm
 
-from .classical import EVRARD08_ALPHA, EVRARD08_SIGMA15, MSUN_H, MSigmaPowerLaw
+from .classical import EVRARD08_ALPHA, EVRARD08_SIGMA15, MSUN_H, MSigmaPowerLaw, grouped_std
 from .exceptions import AstroCnnmassWarning, InputError, TooFewGalaxiesError
 from .phase_space import MPC_H, Cylinder, PhaseSpace, phase_space
 from .uncertainty import normalized_ood_scores
@@ -433,7 +433,7 @@ class DynamicalMassEstimator:
         if z.shape != (n_clusters,):
             raise InputError(f"z_cluster has shape {z.shape}, expected ({n_clusters},)")
         counts = np.diff(offsets)
-        sigma = _grouped_std(v_kms, offsets)
+        sigma = grouped_std(v_kms, offsets)
         sigma[counts < MIN_GALAXIES_HARD] = np.nan
         log_mean = np.full(n_clusters, np.nan)
         log_std = np.full(n_clusters, np.nan)
@@ -683,25 +683,6 @@ def _log_evrard_mass(sigma_kms: np.ndarray, z: np.ndarray) -> np.ndarray:
         m = 1e15 * (sigma_kms[good] / EVRARD08_SIGMA15) ** (1.0 / EVRARD08_ALPHA) / ez
         with np.errstate(divide="ignore"):  # sigma = 0 (identical velocities): -inf
             out[good] = np.log10(m)
-    return out
-
-
-def _grouped_std(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Population standard deviation of each packed group (NaN for empty groups)."""
-    counts = np.diff(offsets)
-    n = np.maximum(counts, 1)
-    if values.size == 0:
-        return np.full(counts.size, np.nan)
-    starts = offsets[:-1]
-    nonempty = counts > 0
-    s1 = np.zeros(counts.size)
-    s1[nonempty] = np.add.reduceat(values, starts[nonempty])
-    mean = s1 / n
-    dev = values - np.repeat(mean, counts)
-    s2 = np.zeros(counts.size)
-    s2[nonempty] = np.add.reduceat(dev * dev, starts[nonempty])
-    out = np.sqrt(s2 / n)
-    out[~nonempty] = np.nan
     return out
 
 

@@ -254,6 +254,7 @@ def prepare_features(
         ``sigma`` (np.std of v in the cylinder, km/s), ``n_gal``, and the counts ``n_input``,
         ``n_dropped_richness``, ``n_dropped_invalid``. Only mocks with a valid image are kept.
     """
+    from .classical import grouped_std
     from .features import kde_images
     from .phase_space import cylinder_mask
 
@@ -268,14 +269,7 @@ def prepare_features(
     R2, v2 = R[sel], v[sel]
     new_off = np.concatenate([[0], np.cumsum(counts[rich])]).astype(np.int64)
     idx = np.flatnonzero(rich)
-    # sigma = population std of v (ddof = 0), two-pass
-    local = np.repeat(np.arange(idx.size), counts[rich])
-    n_gal = counts[rich].astype(float)
-    mean_v = np.bincount(local, weights=v2, minlength=idx.size) / np.maximum(n_gal, 1)
-    sigma = np.sqrt(
-        np.bincount(local, weights=(v2 - mean_v[local]) ** 2, minlength=idx.size)
-        / np.maximum(n_gal, 1)
-    )
+    sigma = grouped_std(v2, new_off)  # the M–σ baseline's σ, as in the estimator
     images, valid = kde_images(R2, v2, new_off, feature_config)
     valid = np.asarray(valid, dtype=bool)
     images = np.asarray(images, dtype=np.float32)

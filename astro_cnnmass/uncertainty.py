@@ -684,8 +684,11 @@ def ood_scores(
     ood = _ood_model(model)
     if ood is None:
         return np.full(images.shape[0], np.nan)
+    from .inference import Predictor
+
     emb = embeddings(model, images, z, device=device, chunk_size=chunk_size)
-    return _mahalanobis(emb, np.asarray(ood["mean"]), np.asarray(ood["precision"]))
+    holder = model if isinstance(model, Predictor) else None
+    return _mahalanobis(emb, *_model_arrays(ood, ("mean", "precision"), holder))
 
 
 # ---------------------------------------------------------------------------- image-space OOD
@@ -755,15 +758,20 @@ def _flat_images(images: np.ndarray) -> np.ndarray:
     return flat * flat.shape[1]  # mean pixel 1, as the network's input scaling
 
 
-def _image_model_arrays(model: dict, holder: Any = None) -> tuple[np.ndarray, ...]:
-    """(mean, components, variances) as arrays, cached on ``holder`` (e.g. a Predictor)."""
-    cached = getattr(holder, "_ood_image_arrays", None)
-    if cached is not None and cached[0] is model:
-        return cached[1]
-    arrays = (np.asarray(model["mean"]), np.asarray(model["components"]),
-              np.asarray(model["variances"]))
+def _model_arrays(model: dict, keys: tuple[str, ...], holder: Any = None) -> tuple:
+    """``model[key]`` of an out-of-domain model as arrays (they are stored as plain lists).
+
+    The conversion is cached on ``holder`` (a Predictor), per model dict, so repeated batches
+    do not convert the same lists again.
+    """
+    cache = getattr(holder, "_ood_array_cache", None)
+    if cache is not None and id(model) in cache and cache[id(model)][0] is model:
+        return cache[id(model)][1]
+    arrays = tuple(np.asarray(model[key]) for key in keys)
     if holder is not None:
-        holder._ood_image_arrays = (model, arrays)
+        if cache is None:
+            cache = holder._ood_array_cache = {}
+        cache[id(model)] = (model, arrays)
     return arrays
 
 
@@ -773,7 +781,7 @@ def _image_distance(model: dict, images: np.ndarray, holder: Any = None) -> np.n
     out = np.full(X.shape[0], np.nan)
     if not good.any():
         return out
-    mean, comps, variances = _image_model_arrays(model, holder)
+    mean, comps, variances = _model_arrays(model, ("mean", "components", "variances"), holder)
     dx = X[good] - mean
     proj = dx @ comps.T
     resid = ((dx - proj @ comps) ** 2).sum(axis=1)
