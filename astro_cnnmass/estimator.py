@@ -416,7 +416,8 @@ class DynamicalMassEstimator:
         chunk_size : int
             Clusters per chunk for features and network (memory bound).
         compute_ood : bool
-            Also compute the out-of-domain score (one more pass of one ensemble member).
+            Also compute the out-of-domain score (from member 0's embeddings of the same
+            forward pass, and the image model).
 
         Returns
         -------
@@ -453,13 +454,15 @@ class DynamicalMassEstimator:
                 ok &= valid[start:stop]
                 if ok.any():
                     predictor = self._get_predictor()
-                    pred = predictor.predict(imgs[ok], z[start:stop][ok])
+                    pred = predictor.predict(imgs[ok], z[start:stop][ok],
+                                             return_embeddings=compute_ood)
                     idx = np.arange(start, stop)[ok]
                     log_mean[idx] = pred["mean"]
                     log_std[idx] = self._calibrated_std(pred["std"])
                     if compute_ood:
-                        ood_score[idx] = normalized_ood_scores(predictor, imgs[ok],
-                                                               z[start:stop][ok])
+                        ood_score[idx] = normalized_ood_scores(
+                            predictor, imgs[ok], z[start:stop][ok], embeddings=pred["embeddings"]
+                        )
                 valid[start:stop] = ok
                 if keep_images:
                     images.append(imgs)

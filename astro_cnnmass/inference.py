@@ -87,11 +87,17 @@ class Predictor:
         return images, z
 
     @torch.no_grad()
-    def _run(self, net, x: torch.Tensor, zs: torch.Tensor) -> np.ndarray:
-        return net(x, zs).double().cpu().numpy()
+    def _run(self, net, x: torch.Tensor, zs: torch.Tensor, embeddings: list | None = None
+             ) -> np.ndarray:
+        if embeddings is None:
+            return net(x, zs).double().cpu().numpy()
+        e = net.embed(x, zs)  # forward == out(embed): one pass gives both
+        embeddings.append(e.double().cpu().numpy())
+        return net.out(e).double().cpu().numpy()
 
     def predict(
-        self, images: np.ndarray, z: Any, chunk_size: int = 65536
+        self, images: np.ndarray, z: Any, chunk_size: int = 65536, *,
+        return_embeddings: bool = False,
     ) -> dict[str, np.ndarray]:
         """Predict log10 M200c [Msun/h] and its standard deviation (dex).
 
@@ -103,6 +109,10 @@ class Predictor:
             Cluster redshifts.
         chunk_size : int
             Number of clusters per forward pass.
+        return_embeddings : bool
+            Also return ``embeddings``, the penultimate activations of ensemble member 0
+            (taken from the same forward pass; not with MC dropout), as used by the
+            out-of-domain score.
 
         Returns
         -------
@@ -110,8 +120,11 @@ class Predictor:
             ``mean`` (n,) log10 M200c [dex]; ``std`` (n,) dex (NaN for a single point model);
             ``member_means`` (n_members, n) dex, one row per ensemble member (averaged over
             MC-dropout samples); ``member_stds`` (n_members, n) dex (NaN for point heads);
-            ``members`` (alias of ``member_means``).
+            ``members`` (alias of ``member_means``); ``embeddings`` (n, width) if requested
+            (NaN rows for non-finite input).
         """
+        if return_embeddings and self.mc_dropout:
+            raise ValueError("return_embeddings needs mc_dropout=0 (deterministic embeddings)")
         images, z = self._check(images, z)
         n = images.shape[0]
         good = np.isfinite(images.reshape(n, -1)).all(axis=1) & np.isfinite(z)
@@ -124,6 +137,7 @@ class Predictor:
         if self.mc_dropout and self.seed is not None:
             torch.manual_seed(self.seed)
         idx = np.flatnonzero(good)
+        embedded = None
         chunk_size = max(int(chunk_size), 1)
         for m, net in enumerate(self.networks):
             if self.mc_dropout:
@@ -146,10 +160,17 @@ class Predictor:
                     x = torch.from_numpy(x_np).to(self.device)
                     zt = torch.from_numpy(z_np).to(self.device)
                     for t in range(n_samples):
+                        parts = [] if (return_embeddings and m == 0) else None
                         out = np.concatenate([
-                            self._run(net, x[b : b + MICRO_BATCH], zt[b : b + MICRO_BATCH])
+                            self._run(net, x[b : b + MICRO_BATCH], zt[b : b + MICRO_BATCH],
+                                      parts)
                             for b in range(0, x.shape[0], MICRO_BATCH)
                         ])[: sel.size]
+                        if parts is not None:
+                            emb = np.concatenate(parts)[: sel.size]
+                            if embedded is None:
+                                embedded = np.full((n, emb.shape[1]), np.nan)
+                            embedded[sel] = emb
                         mu[m, t, sel] = out[:, 0]
                         if gaussian:
                             var[m, t, sel] = np.exp(out[:, 1])
@@ -171,10 +192,15 @@ class Predictor:
             )
         std = np.sqrt(total_var) * self.std_scale
         std[~good] = np.nan
-        return {
+        result = {
             "mean": mean,
             "std": std,
             "member_means": member_means,
             "member_stds": member_stds,
             "members": member_means,
         }
+        if return_embeddings:
+            width = self.config["dense"][-1] if self.config["dense"] else 0
+            result["embeddings"] = (embedded if embedded is not None
+                                    else np.full((n, width), np.nan))
+        return result

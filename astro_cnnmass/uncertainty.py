@@ -791,7 +791,9 @@ def _image_distance(model: dict, images: np.ndarray, holder: Any = None) -> np.n
     return out
 
 
-def normalized_ood_scores(model: Any, images: np.ndarray, z: Any) -> np.ndarray:
+def normalized_ood_scores(
+    model: Any, images: np.ndarray, z: Any, *, embeddings: np.ndarray | None = None
+) -> np.ndarray:
     """Out-of-domain score in units of the thresholds: above 1 means out of distribution.
 
     The larger of the embedding distance (:func:`ood_scores`) over its threshold and the image
@@ -805,6 +807,9 @@ def normalized_ood_scores(model: Any, images: np.ndarray, z: Any) -> np.ndarray:
         KDE images.
     z : float or array-like
         Cluster redshifts.
+    embeddings : numpy.ndarray, shape (n, width), optional
+        Member-0 embeddings already computed for these images (``Predictor.predict(...,
+        return_embeddings=True)``); saves a second forward pass.
 
     Returns
     -------
@@ -818,7 +823,14 @@ def normalized_ood_scores(model: Any, images: np.ndarray, z: Any) -> np.ndarray:
     parts = []
     threshold = ood_threshold(model)
     if np.isfinite(threshold):
-        parts.append(ood_scores(model, images, z) / threshold)
+        if embeddings is None:
+            distance = ood_scores(model, images, z)
+        else:
+            holder = model if isinstance(model, Predictor) else None
+            distance = _mahalanobis(np.asarray(embeddings, dtype=float),
+                                    *_model_arrays(_ood_model(model), ("mean", "precision"),
+                                                   holder))
+        parts.append(distance / threshold)
     image_model = (getattr(bundle, "domain", None) or {}).get("ood_image")
     if isinstance(image_model, dict) and "components" in image_model:
         holder = model if isinstance(model, Predictor) else None

@@ -217,6 +217,22 @@ def test_ood_flags_uniform_phase_spaces(trained):
     assert np.isnan(ood_scores(bare, bad, 0.1, device="cpu")).all()
 
 
+def test_predictor_embeddings_give_the_same_ood_scores(trained):
+    from astro_cnnmass.uncertainty import normalized_ood_scores
+
+    held_out = _features(trained, toy_catalog(40, seed=7, host0=20_000))
+    pred = Predictor(trained, device="cpu")
+    images, z = held_out["images"], held_out["z"]
+    out = pred.predict(images, z, return_embeddings=True)
+    np.testing.assert_array_equal(out["mean"], pred.predict(images, z)["mean"])
+    np.testing.assert_allclose(out["embeddings"], embeddings(pred, images, z), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(
+        normalized_ood_scores(pred, images, z, embeddings=out["embeddings"]),
+        normalized_ood_scores(pred, images, z), rtol=1e-5,
+    )
+
+
 # ---------------------------------------------------------------------------- in the bundle
 def test_train_model_stores_calibration(trained):
     bundle = trained
