@@ -11,6 +11,7 @@ Run::
 
     python benchmarks/accuracy.py                       # bundled model, 2400 hosts x 3 LOS
     python benchmarks/accuracy.py --model runs/default/cnn1d.asdf --out runs/acc_cnn1d
+    python benchmarks/accuracy.py --variant ho_like     # 600 hosts of another generator set-up
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import time
 from pathlib import Path
 
 from astro_cnnmass.evaluation import evaluate_model
-from astro_cnnmass.mocks import generate_catalog
+from astro_cnnmass.mocks import MockConfig, generate_catalog
+from astro_cnnmass.mocks.variants import GENERATOR_VARIANTS, VARIANT_SEED_OFFSETS
 from astro_cnnmass.weights import ModelBundle, bundled_model_path
 
-#: Seed of the held-out test mocks in scripts/build_default_model.py (its --seed + 1).
-TEST_SEED = 20190216
+#: Seed of scripts/build_default_model.py; its held-out test mocks use BUILD_SEED + 1 and the
+#: variant catalogues BUILD_SEED + VARIANT_SEED_OFFSETS[name].
+BUILD_SEED = 20190215
 
 
 def summarize(metrics: dict) -> dict:
@@ -56,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="ASDF model (default: the bundled CNN_2D)")
     p.add_argument("--test-mocks", default=None, help="an existing held-out MockCatalog")
-    p.add_argument("--test-hosts", type=int, default=2400)
-    p.add_argument("--seed", type=int, default=TEST_SEED)
+    p.add_argument("--test-hosts", type=int, default=None,
+                   help="hosts to generate (default 2400, or 600 with --variant)")
+    p.add_argument("--variant", choices=sorted(GENERATOR_VARIANTS), default=None,
+                   help="generate the test mocks with this other generator set-up")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the generated mocks (default: that of the build script)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", default="runs/accuracy")
     args = p.parse_args(argv)
@@ -69,7 +76,14 @@ def main(argv: list[str] | None = None) -> int:
 
         test = MockCatalog.read(args.test_mocks)
     else:
-        test = generate_catalog(args.test_hosts, seed=args.seed, lines_of_sight=3,
+        config = None
+        seed, n_hosts = BUILD_SEED + 1, 2400
+        if args.variant:
+            config = MockConfig().replace(**GENERATOR_VARIANTS[args.variant])
+            seed, n_hosts = BUILD_SEED + VARIANT_SEED_OFFSETS[args.variant], 600
+        seed = seed if args.seed is None else args.seed
+        n_hosts = n_hosts if args.test_hosts is None else args.test_hosts
+        test = generate_catalog(n_hosts, seed=seed, lines_of_sight=3, config=config,
                                 workers=args.workers, progress=False)
     model_path = Path(args.model) if args.model else bundled_model_path()
     bundle = ModelBundle.read(model_path)
@@ -77,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     metrics = evaluate_model([bundle], test, out, seed=0, names=[name])
     result = {
         "model": str(model_path),
-        "test_mocks": {"n": int(test.n_clusters), "seed": args.seed,
-                       "source": args.test_mocks or "generated"},
+        "test_mocks": {
+            "n": int(test.n_clusters), "variant": args.variant or "default",
+            "source": args.test_mocks or "generated", "meta_seed": test.meta.get("seed"),
+        },
         "mass_range_log10": [14.0, 15.0],
         name: summarize(metrics["models"][name]),
         "wall_s": time.time() - t0,

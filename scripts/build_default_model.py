@@ -35,35 +35,13 @@ import numpy as np
 from astro_cnnmass.evaluation import evaluate_model
 from astro_cnnmass.mocks import MockConfig, generate_catalog
 from astro_cnnmass.mocks.catalog import MockCatalog
+from astro_cnnmass.mocks.variants import (
+    GENERATOR_VARIANTS,
+    TRAINING_OVERRIDES,
+    VARIANT_SEED_OFFSETS,
+)
 from astro_cnnmass.training import train_model
 from astro_cnnmass.weights import ModelBundle, bundled_model_path
-
-#: Overrides of the default generator for the training mocks: survey depth (the stellar-mass
-#: limit of the spectroscopic sample) and sampling completeness vary widely between surveys and
-#: with redshift (SDSS main sample, r < 17.77: about 10^9.5 Msun at z = 0.05 and 10^10.8 at
-#: z = 0.2), so the training set spans them broadly and the network cannot lean on one survey's
-#: richness-mass relation.
-TRAIN_CONFIG: dict = {"log_mstar_cut": (8.9, 10.5), "sampling_fraction": (0.3, 1.0)}
-
-#: Generator variants for the robustness report: other, equally defensible physics choices.
-VARIANTS: dict[str, dict] = {
-    # Ho et al. 2019-like selection: satellites only (no field or cluster centrals), one
-    # redshift near their snapshot (z = 0.117).
-    "ho_like": {"p_centrals": 0.0, "z_range": (0.11, 0.125)},
-    # Galaxies trace an isotropic, spherical NFW halo (the GCMRP idealised mocks, Old et al.
-    # 2014, arXiv:1403.4610).
-    "isotropic_spherical": {
-        "anisotropy_models": ("const",), "const_beta": (0.0, 0.0), "triaxial": False,
-        "tracer_profiles": ("nfw",), "f_c": (1.0, 1.0),
-    },
-    # A deeper and a shallower spectroscopic survey than the training range.
-    "deep_survey": {"log_mstar_cut": (8.8, 9.3)},
-    "shallow_survey": {"log_mstar_cut": (10.0, 10.4)},
-    # Shallower than anything in the training set: an extrapolation test.
-    "very_shallow_survey": {"log_mstar_cut": (10.8, 11.1)},
-    # A denser field and stronger clustering of interlopers.
-    "crowded_field": {"field_density": (1.3, 1.6), "neighbour_bias": (1.2, 1.4)},
-}
 
 
 def _log(msg: str) -> None:
@@ -104,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     train = _mocks(out / "train_mocks.asdf", args.train_hosts, args.seed, args.workers,
-                   config=MockConfig().replace(**TRAIN_CONFIG))
+                   config=MockConfig().replace(**TRAINING_OVERRIDES))
     test = _mocks(out / "test_mocks.asdf", args.test_hosts, args.seed + 1, args.workers)
     timings = {"mocks_s": time.time() - t0}
 
@@ -134,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     report = {"test": metrics, "timings": timings}
     if not args.skip_variants:
         report["variants"] = {}
-        for k, (name, overrides) in enumerate(VARIANTS.items()):
+        for name, overrides in GENERATOR_VARIANTS.items():
             cfg = MockConfig().replace(**overrides)
             cat = _mocks(out / f"variant_{name}.asdf", args.variant_hosts,
-                         args.seed + 100 + k, args.workers, config=cfg)
+                         args.seed + VARIANT_SEED_OFFSETS[name], args.workers, config=cfg)
             _log(f"evaluating on variant {name}")
             report["variants"][name] = evaluate_model(
                 [models["cnn2d"]], cat, out / f"variant_{name}", seed=args.seed,
