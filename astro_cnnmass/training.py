@@ -632,10 +632,7 @@ def train_model(
                             seed=[seed, 1])
     if prep["log_m"].size < 2:
         raise ValueError("fewer than 2 usable mocks after the cylinder and richness cuts")
-    rng = np.random.default_rng(seed)
-    sample = flat_mass_sample(prep["log_m"], dlogm=dlogm, n_per_bin=n_per_bin, seed=rng)
-    tr_rel, va_rel = train_test_split_by_host(prep["host_id"][sample], val_fraction, rng)
-    tr, va = sample[tr_rel], sample[va_rel]
+    rng, sample, tr, va = _sample_and_split(prep, seed, dlogm, n_per_bin, val_fraction)
     log_m_all = prep["log_m"][sample]
     z_all = prep["z"][sample]
     scaling = {
@@ -755,11 +752,30 @@ def train_model(
             _fit_calibration(pred["mean"], pred["std"], prep["log_m"][va])
         )
         scaling["calibration"] = {"std_scale": metrics["calibration"]["std_scale"]}
-        n_fit = min(tr.size, ood_max_fit)
-        fit_rows = np.sort(rng.choice(tr, size=n_fit, replace=False)) if n_fit else tr
-        domain["ood"] = _fit_ood(predictor, prep, fit_rows, va)
-        domain["ood_image"] = _fit_image_ood(prep, fit_rows, va)
+        domain.update(_fit_ood_models(predictor, prep, tr, va, rng, ood_max_fit))
     return bundle.replace(metrics=metrics, target_scaling=scaling, domain=domain)
+
+
+def _sample_and_split(prep: dict, seed: int, dlogm: float, n_per_bin: Any,
+                      val_fraction: float) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """Flat-mass sample and training / validation split by host (rows of ``prep``).
+
+    Returns the generator too: :func:`_fit_ood_models` draws from it afterwards, so that
+    :func:`refit_ood` reproduces the split and the fit rows of :func:`train_model`.
+    """
+    rng = np.random.default_rng(seed)
+    sample = flat_mass_sample(prep["log_m"], dlogm=dlogm, n_per_bin=n_per_bin, seed=rng)
+    tr_rel, va_rel = train_test_split_by_host(prep["host_id"][sample], val_fraction, rng)
+    return rng, sample, sample[tr_rel], sample[va_rel]
+
+
+def _fit_ood_models(predictor: Any, prep: dict, tr: np.ndarray, va: np.ndarray,
+                    rng: np.random.Generator, ood_max_fit: int) -> dict[str, dict]:
+    """Embedding and image out-of-domain models: fit on training rows, thresholds on validation."""
+    n_fit = min(tr.size, ood_max_fit)
+    fit_rows = np.sort(rng.choice(tr, size=n_fit, replace=False)) if n_fit else tr
+    return {"ood": _fit_ood(predictor, prep, fit_rows, va),
+            "ood_image": _fit_image_ood(prep, fit_rows, va)}
 
 
 def _fit_calibration(mean: np.ndarray, std: np.ndarray, log_m: np.ndarray) -> dict[str, Any]:
@@ -829,18 +845,12 @@ def refit_ood(bundle: Any, catalog: Any, *, ood_max_fit: int = 20000) -> Any:
                             FeatureConfig.from_dict(bundle.feature_config),
                             n_min_galaxies=int(bundle.domain.get("n_min_galaxies",
                                                                  N_MIN_GALAXIES)))
-    rng = np.random.default_rng(seed)
     flat = tr_info.get("flat_sampling", {})
-    sample = flat_mass_sample(prep["log_m"], dlogm=flat.get("dlogm", 0.02),
-                              n_per_bin=flat.get("n_per_bin", "median"), seed=rng)
-    tr_rel, va_rel = train_test_split_by_host(prep["host_id"][sample],
-                                              float(tr_info.get("val_fraction", 0.1)), rng)
-    tr, va = sample[tr_rel], sample[va_rel]
-    n_fit = min(tr.size, ood_max_fit)
-    fit_rows = np.sort(rng.choice(tr, size=n_fit, replace=False)) if n_fit else tr
+    rng, _, tr, va = _sample_and_split(prep, seed, flat.get("dlogm", 0.02),
+                                       flat.get("n_per_bin", "median"),
+                                       float(tr_info.get("val_fraction", 0.1)))
     domain = dict(bundle.domain)
-    domain["ood"] = _fit_ood(Predictor(bundle), prep, fit_rows, va)
-    domain["ood_image"] = _fit_image_ood(prep, fit_rows, va)
+    domain.update(_fit_ood_models(Predictor(bundle), prep, tr, va, rng, ood_max_fit))
     return bundle.replace(domain=domain)
 
 
