@@ -25,6 +25,7 @@ from scipy.stats import norm
 from .classical import EVRARD08_ALPHA, EVRARD08_SIGMA15, MSUN_H, MSigmaPowerLaw, grouped_std
 from .exceptions import AstroCnnmassWarning, InputError, TooFewGalaxiesError
 from .phase_space import MPC_H, Cylinder, PhaseSpace, phase_space
+from .summary_ood import phase_space_summaries
 from .uncertainty import normalized_ood_scores
 
 __all__ = [
@@ -460,8 +461,13 @@ class DynamicalMassEstimator:
                     log_mean[idx] = pred["mean"]
                     log_std[idx] = self._calibrated_std(pred["std"])
                     if compute_ood:
+                        summaries = phase_space_summaries(
+                            R_mpch[o[0]:o[-1]], v_kms[o[0]:o[-1]], o - o[0],
+                            self.cylinder.aperture_mpch, self.cylinder.v_cut_kms)
                         ood_score[idx] = normalized_ood_scores(
-                            predictor, imgs[ok], z[start:stop][ok], embeddings=pred["embeddings"]
+                            predictor, imgs[ok], z[start:stop][ok], embeddings=pred["embeddings"],
+                            summaries={k: a[ok] for k, a in summaries.items()},
+                            log_mass=pred["mean"],
                         )
                 valid[start:stop] = ok
                 if keep_images:

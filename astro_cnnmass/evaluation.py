@@ -130,7 +130,9 @@ def interval_coverage(
     Returns
     -------
     dict
-        ``overall``: {level: fraction}, ``n``; ``bins``: list of {lo, hi, n, level: fraction}.
+        ``overall``: {level: fraction} over every cluster, ``n``; ``in_range``: {level:
+        fraction} over the clusters with true mass in ``mass_range``, ``n_in_range``; ``bins``:
+        list of {lo, hi, n, level: fraction}.
     """
     m = np.asarray(log_m_true, dtype=float)
     mu = np.asarray(mean, dtype=float)
@@ -150,7 +152,9 @@ def interval_coverage(
     for lo, hi in itertools.pairwise(edges):
         sel = ok & (m >= lo) & (m < hi)
         bins.append({"lo": float(lo), "hi": float(hi), "n": int(sel.sum()), **cover(sel)})
-    return {"overall": cover(ok), "n": int(ok.sum()), "bins": bins}
+    in_range = ok & (m >= edges[0]) & (m < edges[-1])
+    return {"overall": cover(ok), "n": int(ok.sum()), "in_range": cover(in_range),
+            "n_in_range": int(in_range.sum()), "bins": bins}
 
 
 def pit_values(log_m_true: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -401,11 +405,12 @@ def _evaluate_one(
         pit = pit_values(m[sel], pred["mean"][sel], pred["std"][sel])
         res["pit"] = pit_histogram(pit)
         res["mean_predicted_std"] = float(np.nanmean(pred["std"][sel]))
-    if "ood" in bundle.domain or "ood_image" in bundle.domain:
+    if any(k in bundle.domain for k in ("ood", "ood_image", "ood_summary")):
         from .uncertainty import normalized_ood_scores
 
         # in units of the thresholds: > 1 is flagged (embedding and image models combined)
-        scores = normalized_ood_scores(predictor, prep["images"], prep["z"])
+        scores = normalized_ood_scores(predictor, prep["images"], prep["z"],
+                                       summaries=prep["summaries"], log_mass=pred["mean"])
         ok = np.isfinite(scores)
         res["ood"] = {
             "threshold": 1.0,

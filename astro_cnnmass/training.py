@@ -32,17 +32,21 @@ from .weights import ModelBundle, _resolve_device, plain, scale_log_mass, scale_
 
 __all__ = [
     "add_train_subparser",
+    "calibration_mass_range",
     "fit_networks",
     "flat_mass_sample",
     "kfold_by_host",
     "prepare_features",
-    "refit_ood",
+    "refit_uncertainty",
     "run_train_command",
     "train_model",
     "train_test_split_by_host",
 ]
 
 N_MIN_GALAXIES = 10
+#: Interval calibration uses validation clusters this far (dex) inside the training mass range
+#: (:func:`calibration_mass_range`): 13.5-15.5 -> 14-15, the range of the paper's figures.
+CALIBRATION_MARGIN_DEX = 0.5
 DEFAULT_CYLINDER = {"aperture_mpch": 1.6, "v_cut_kms": 2200.0}
 
 
@@ -251,12 +255,14 @@ def prepare_features(
     dict of numpy.ndarray
         ``index`` (rows of the catalogue kept), ``images`` (float32), ``images_subsampled``
         (``(n_subsampled, n, ...)`` float32, where present), ``log_m``, ``z``, ``host_id``,
-        ``sigma`` (np.std of v in the cylinder, km/s), ``n_gal``, and the counts ``n_input``,
+        ``sigma`` (np.std of v in the cylinder, km/s), ``n_gal``, ``summaries`` (dict of arrays:
+        :func:`astro_cnnmass.summary_ood.phase_space_summaries`), and the counts ``n_input``,
         ``n_dropped_richness``, ``n_dropped_invalid``. Only mocks with a valid image are kept.
     """
     from .classical import grouped_std
     from .features import kde_images
     from .phase_space import cylinder_mask
+    from .summary_ood import phase_space_summaries
 
     R, v = _floats(catalog.R), _floats(catalog.v)
     offsets = np.asarray(catalog.offsets, dtype=np.int64)
@@ -282,6 +288,8 @@ def prepare_features(
         "host_id": np.asarray(clusters["host_id"])[idx][valid],
         "sigma": sigma[valid],
         "n_gal": counts[rich][valid],
+        "summaries": {k: a[valid] for k, a in phase_space_summaries(
+            R2, v2, new_off, cylinder["aperture_mpch"], cylinder["v_cut_kms"]).items()},
         "n_input": np.asarray(n),
         "n_dropped_richness": np.asarray(int((~rich).sum())),
         "n_dropped_invalid": np.asarray(int((~valid).sum())),
@@ -561,6 +569,7 @@ def train_model(
     progress: bool = True,
     command: str | None = None,
     ood_max_fit: int = 20000,
+    calibration_margin: float = CALIBRATION_MARGIN_DEX,
 ) -> ModelBundle:
     """Train a CNN mass model on a mock catalogue and return the complete model bundle.
 
@@ -599,15 +608,18 @@ def train_model(
     ood_max_fit : int
         At most this many training mocks (a seeded random subset) are embedded to fit the
         out-of-domain model.
+    calibration_margin : float
+        The interval calibration is fitted on the validation clusters whose true log mass lies
+        at least this far (dex) inside the training range (see :func:`calibration_mass_range`).
 
     Returns
     -------
     ModelBundle
         With ``metrics["validation"]`` (residual statistics on the validation set),
         ``metrics["scatter_dex"]`` (their standard deviation, dex) and ``metrics["calibration"]``
-        (``std_scale``, ``std_fallback`` = scatter_dex, ``fitted_on``, ``n``,
-        ``coverage_before``/``coverage_after`` of the 68 % and 90 % intervals on the validation
-        set). When there is a validation set, the std scale fitted on it
+        (``std_scale``, ``std_fallback`` = scatter_dex, ``fitted_on``, ``n``, ``log_m_range``,
+        ``coverage_before``/``coverage_after`` of the 68 % and 90 % intervals on those
+        validation clusters). When there is a validation set, the std scale fitted on it
         (:func:`astro_cnnmass.uncertainty.fit_std_calibration`) is stored in
         ``target_scaling["calibration"]["std_scale"]`` (applied by the predictor) and the
         out-of-domain model (:func:`astro_cnnmass.uncertainty.fit_ood_model`: fitted on the
@@ -717,6 +729,7 @@ def train_model(
         "flip_augmentation": bool(flip),
         "seed": int(seed),
         "val_fraction": float(val_fraction),
+        "calibration_margin_dex": float(calibration_margin),
         "flat_sampling": {"dlogm": float(dlogm), "n_per_bin": n_per_bin},
         "m_sigma_fit": m_sigma_info,
         "device": str(_resolve_device(device)),
@@ -748,10 +761,11 @@ def train_model(
         metrics["calibration"] = {"std_scale": 1.0, "std_fallback": metrics["scatter_dex"]}
         # interval calibration and out-of-domain model, both on the validation split
         # (astro_cnnmass.uncertainty); the test mocks are never used here
-        metrics["calibration"].update(
-            _fit_calibration(pred["mean"], pred["std"], prep["log_m"][va])
-        )
-        scaling["calibration"] = {"std_scale": metrics["calibration"]["std_scale"]}
+        metrics["calibration"].update(_fit_calibration(
+            pred["mean"], pred["std"], prep["log_m"][va],
+            calibration_mass_range(scaling, calibration_margin),
+        ))
+        scaling["calibration"] = _calibration_for_predictor(metrics["calibration"])
         domain.update(_fit_ood_models(predictor, prep, tr, va, rng, ood_max_fit))
     return bundle.replace(metrics=metrics, target_scaling=scaling, domain=domain)
 
@@ -761,7 +775,7 @@ def _sample_and_split(prep: dict, seed: int, dlogm: float, n_per_bin: Any,
     """Flat-mass sample and training / validation split by host (rows of ``prep``).
 
     Returns the generator too: :func:`_fit_ood_models` draws from it afterwards, so that
-    :func:`refit_ood` reproduces the split and the fit rows of :func:`train_model`.
+    :func:`refit_uncertainty` reproduces the split and the fit rows of :func:`train_model`.
     """
     rng = np.random.default_rng(seed)
     sample = flat_mass_sample(prep["log_m"], dlogm=dlogm, n_per_bin=n_per_bin, seed=rng)
@@ -771,31 +785,85 @@ def _sample_and_split(prep: dict, seed: int, dlogm: float, n_per_bin: Any,
 
 def _fit_ood_models(predictor: Any, prep: dict, tr: np.ndarray, va: np.ndarray,
                     rng: np.random.Generator, ood_max_fit: int) -> dict[str, dict]:
-    """Embedding and image out-of-domain models: fit on training rows, thresholds on validation."""
+    """The three out-of-domain models: fit on training rows, thresholds on validation rows."""
+    from .summary_ood import fit_summary_ood_model
+
     n_fit = min(tr.size, ood_max_fit)
     fit_rows = np.sort(rng.choice(tr, size=n_fit, replace=False)) if n_fit else tr
-    return {"ood": _fit_ood(predictor, prep, fit_rows, va),
-            "ood_image": _fit_image_ood(prep, fit_rows, va)}
+    models = {"ood": _fit_ood(predictor, prep, fit_rows, va),
+              "ood_image": _fit_image_ood(prep, fit_rows, va)}
+    k = min(500, fit_rows.size // 4)
+    if k >= 20:  # enough training mocks for a local (conditional) covariance
+        def rows(r):
+            mean = predictor.predict(prep["images"][r], prep["z"][r])["mean"]
+            return mean, {key: a[r] for key, a in prep["summaries"].items()}
+
+        models["ood_summary"] = fit_summary_ood_model(*rows(fit_rows), *rows(va), k=k)
+    return models
 
 
-def _fit_calibration(mean: np.ndarray, std: np.ndarray, log_m: np.ndarray) -> dict[str, Any]:
-    """Std scale fitted on the validation predictions, with the coverage before and after."""
+def calibration_mass_range(scaling: dict, margin: float = CALIBRATION_MARGIN_DEX
+                           ) -> tuple[float, float]:
+    """True log-mass range whose validation clusters calibrate the intervals.
+
+    The flat training prior stops at the edges of the training range, so estimates within a few
+    tenths of a dex of them are pulled inwards and their residuals are larger. Ho et al. 2019
+    (arXiv:1902.05950) therefore train from 10^13.5 Msun/h and report on 10^14–10^15 Msun/h,
+    and so does this package. A std scale fitted over the whole range would widen every
+    interval to cover those edge effects, so the calibration uses the validation clusters at
+    least ``margin`` dex inside the edges.
+
+    Parameters
+    ----------
+    scaling : dict
+        ``bundle.target_scaling`` (``log_m_min``, ``log_m_max``: the training range, log10
+        Msun/h).
+    margin : float
+        Dex; 0 uses the whole training range.
+
+    Returns
+    -------
+    (float, float)
+        ``(low, high)`` in log10 Msun/h; the whole range if the margin leaves nothing.
+    """
+    lo, hi = float(scaling["log_m_min"]), float(scaling["log_m_max"])
+    if margin < 0:
+        raise ValueError(f"calibration margin must be >= 0, got {margin}")
+    if hi - lo <= 2 * margin:
+        return lo, hi
+    return lo + margin, hi - margin
+
+
+def _fit_calibration(mean: np.ndarray, std: np.ndarray, log_m: np.ndarray,
+                     log_m_range: tuple[float, float]) -> dict[str, Any]:
+    """Std scale fitted on the validation clusters inside ``log_m_range``, with coverage."""
     from .evaluation import interval_coverage
     from .uncertainty import fit_std_calibration
 
     ok = np.isfinite(mean) & np.isfinite(std) & (std > 0)
+    inside = ok & (log_m >= log_m_range[0]) & (log_m <= log_m_range[1])
+    if inside.sum() < 10:  # too few clusters away from the edges: use them all
+        inside, log_m_range = ok, (float(np.min(log_m)), float(np.max(log_m)))
     out: dict[str, Any] = {
-        "fitted_on": "validation", "n": int(ok.sum()), "level": 0.68, "mc_dropout": 0,
+        "fitted_on": "validation", "n": int(inside.sum()), "level": 0.68, "mc_dropout": 0,
+        "log_m_range": [float(log_m_range[0]), float(log_m_range[1])],
     }
-    if ok.sum() < 10:
+    if inside.sum() < 10:
         out["std_scale"] = 1.0
         out["note"] = "no calibration: fewer than 10 validation clusters with a predicted std"
         return out
-    scale = fit_std_calibration(mean, std, log_m, level=0.68)
+    scale = fit_std_calibration(mean[inside], std[inside], log_m[inside], level=0.68)
     out["std_scale"] = scale
-    out["coverage_before"] = interval_coverage(log_m, mean, std)["overall"]
-    out["coverage_after"] = interval_coverage(log_m, mean, std * scale)["overall"]
+    out["coverage_before"] = interval_coverage(log_m[inside], mean[inside],
+                                               std[inside])["overall"]
+    out["coverage_after"] = interval_coverage(log_m[inside], mean[inside],
+                                              std[inside] * scale)["overall"]
     return out
+
+
+def _calibration_for_predictor(calibration: dict) -> dict[str, Any]:
+    """The part of a fitted calibration the predictor applies (``target_scaling``)."""
+    return {"std_scale": float(calibration["std_scale"])}
 
 
 def _fit_ood(predictor: Any, prep: dict, fit_rows: np.ndarray, va: np.ndarray) -> dict:
@@ -814,13 +882,14 @@ def _fit_image_ood(prep: dict, fit_rows: np.ndarray, va: np.ndarray) -> dict:
     return fit_image_ood_model(prep["images"][fit_rows], prep["images"][va], percentile=99.0)
 
 
-def refit_ood(bundle: Any, catalog: Any, *, ood_max_fit: int = 20000) -> Any:
-    """Fit (again) the out-of-domain models of a trained bundle on its training mocks.
+def refit_uncertainty(bundle: Any, catalog: Any, *, ood_max_fit: int = 20000) -> Any:
+    """Fit (again) the interval calibration and out-of-domain models of a trained bundle.
 
     It rebuilds the training / validation split of :func:`train_model` from the bundle's seed
-    and settings, then fits the embedding and image out-of-domain models exactly as
-    :func:`train_model` does. Useful to add the image model to a bundle trained before it
-    existed.
+    and settings, then fits the interval calibration on the validation predictions and the
+    out-of-domain models exactly as :func:`train_model` does; the networks are untouched, so
+    the point estimates do not change. Useful to bring a bundle trained by an earlier version
+    of the package up to date.
 
     Parameters
     ----------
@@ -829,12 +898,13 @@ def refit_ood(bundle: Any, catalog: Any, *, ood_max_fit: int = 20000) -> Any:
     catalog : MockCatalog
         The catalogue it was trained on.
     ood_max_fit : int
-        At most this many training mocks are used for the fit.
+        At most this many training mocks are used for the out-of-domain fit.
 
     Returns
     -------
     ModelBundle
-        A copy with ``domain["ood"]`` and ``domain["ood_image"]`` replaced.
+        A copy with ``target_scaling["calibration"]``, ``metrics["calibration"]``,
+        ``domain["ood"]`` and ``domain["ood_image"]`` replaced.
     """
     from .features import FeatureConfig
     from .inference import Predictor
@@ -849,9 +919,23 @@ def refit_ood(bundle: Any, catalog: Any, *, ood_max_fit: int = 20000) -> Any:
     rng, _, tr, va = _sample_and_split(prep, seed, flat.get("dlogm", 0.02),
                                        flat.get("n_per_bin", "median"),
                                        float(tr_info.get("val_fraction", 0.1)))
+    scaling = dict(bundle.target_scaling)
+    scaling["calibration"] = {"std_scale": 1.0}
+    raw = bundle.replace(target_scaling=scaling)
+    pred = Predictor(raw).predict(prep["images"][va], prep["z"][va])
+    metrics = dict(bundle.metrics)
+    calibration = {"std_scale": 1.0, "std_fallback": metrics.get("scatter_dex", float("nan"))}
+    margin = float(tr_info.get("calibration_margin_dex", CALIBRATION_MARGIN_DEX))
+    calibration.update(_fit_calibration(pred["mean"], pred["std"], prep["log_m"][va],
+                                        calibration_mass_range(scaling, margin)))
+    metrics["calibration"] = calibration
+    scaling["calibration"] = _calibration_for_predictor(calibration)
+    training = dict(tr_info)
+    training["calibration_margin_dex"] = margin
+    calibrated = bundle.replace(target_scaling=scaling, metrics=metrics, training=training)
     domain = dict(bundle.domain)
-    domain.update(_fit_ood_models(Predictor(bundle), prep, tr, va, rng, ood_max_fit))
-    return bundle.replace(domain=domain)
+    domain.update(_fit_ood_models(Predictor(calibrated), prep, tr, va, rng, ood_max_fit))
+    return calibrated.replace(domain=domain)
 
 
 # ---------------------------------------------------------------------------- CLI

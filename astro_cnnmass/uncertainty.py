@@ -792,13 +792,25 @@ def _image_distance(model: dict, images: np.ndarray, holder: Any = None) -> np.n
 
 
 def normalized_ood_scores(
-    model: Any, images: np.ndarray, z: Any, *, embeddings: np.ndarray | None = None
+    model: Any,
+    images: np.ndarray,
+    z: Any,
+    *,
+    embeddings: np.ndarray | None = None,
+    summaries: dict[str, np.ndarray] | None = None,
+    log_mass: np.ndarray | None = None,
 ) -> np.ndarray:
     """Out-of-domain score in units of the thresholds: above 1 means out of distribution.
 
-    The larger of the embedding distance (:func:`ood_scores`) over its threshold and the image
-    distance (:func:`fit_image_ood_model`) over its threshold; each threshold is the 99th
-    percentile of held-out validation mocks, so about 2 % of ordinary mocks score above 1.
+    The largest of (each over its threshold, the 99th percentile of held-out validation mocks):
+
+    * the embedding distance (:func:`ood_scores`);
+    * the image distance (:func:`fit_image_ood_model`);
+    * the summary distance (:func:`astro_cnnmass.summary_ood.summary_distances`): the velocity
+      shape and central concentration of the galaxies against training mocks of the same
+      predicted mass and richness (bundles that carry ``domain["ood_summary"]``).
+
+    About 2–3 % of ordinary mocks score above 1.
 
     Parameters
     ----------
@@ -810,32 +822,56 @@ def normalized_ood_scores(
     embeddings : numpy.ndarray, shape (n, width), optional
         Member-0 embeddings already computed for these images (``Predictor.predict(...,
         return_embeddings=True)``); saves a second forward pass.
+    summaries : dict, optional
+        :func:`astro_cnnmass.summary_ood.phase_space_summaries` of the same clusters; required
+        when the bundle has a summary model.
+    log_mass : numpy.ndarray, shape (n,), optional
+        The predicted log10 M200c [Msun/h] of these clusters; computed when not given.
 
     Returns
     -------
     numpy.ndarray, shape (n,)
         NaN where the bundle has no out-of-domain model or the input is not finite.
+
+    Raises
+    ------
+    ValueError
+        If the bundle has a summary model and ``summaries`` is not given.
     """
     from .inference import Predictor
+    from .summary_ood import summary_distances
 
     images = np.asarray(images)
     bundle = model.bundle if isinstance(model, Predictor) else model
+    holder = model if isinstance(model, Predictor) else None
+    domain = getattr(bundle, "domain", None) or {}
     parts = []
     threshold = ood_threshold(model)
     if np.isfinite(threshold):
         if embeddings is None:
             distance = ood_scores(model, images, z)
         else:
-            holder = model if isinstance(model, Predictor) else None
             distance = _mahalanobis(np.asarray(embeddings, dtype=float),
                                     *_model_arrays(_ood_model(model), ("mean", "precision"),
                                                    holder))
         parts.append(distance / threshold)
-    image_model = (getattr(bundle, "domain", None) or {}).get("ood_image")
+    image_model = domain.get("ood_image")
     if isinstance(image_model, dict) and "components" in image_model:
-        holder = model if isinstance(model, Predictor) else None
         parts.append(_image_distance(image_model, images, holder)
                      / float(image_model["threshold"]))
+    summary_model = domain.get("ood_summary")
+    if isinstance(summary_model, dict) and "precision" in summary_model:
+        if summaries is None:
+            raise ValueError("this model's out-of-domain score needs the phase-space summaries "
+                             "(astro_cnnmass.summary_ood.phase_space_summaries) of the clusters")
+        if log_mass is None:
+            predictor = holder if holder is not None else Predictor(bundle)
+            log_mass = predictor.predict(images, z)["mean"]
+        arrays = dict(zip(("mean", "precision", "local_threshold"),
+                          _model_arrays(summary_model, ("mean", "precision", "local_threshold"),
+                                        holder), strict=True))
+        parts.append(summary_distances({**summary_model, **arrays}, log_mass, summaries)
+                     / float(summary_model["threshold"]))
     if not parts:
         return np.full(images.shape[0], np.nan)
     return np.fmax.reduce(parts) if len(parts) > 1 else parts[0]

@@ -12,7 +12,7 @@ from astro_cnnmass.evaluation import interval_coverage
 from astro_cnnmass.features import FeatureConfig
 from astro_cnnmass.inference import Predictor
 from astro_cnnmass.networks import build_network, default_network_config
-from astro_cnnmass.training import prepare_features, train_model
+from astro_cnnmass.training import calibration_mass_range, prepare_features, train_model
 from astro_cnnmass.uncertainty import (
     QUANTILE_LEVELS,
     embeddings,
@@ -227,10 +227,26 @@ def test_predictor_embeddings_give_the_same_ood_scores(trained):
     np.testing.assert_array_equal(out["mean"], pred.predict(images, z)["mean"])
     np.testing.assert_allclose(out["embeddings"], embeddings(pred, images, z), rtol=1e-5,
                                atol=1e-6)
+    summaries = held_out["summaries"]
     np.testing.assert_allclose(
-        normalized_ood_scores(pred, images, z, embeddings=out["embeddings"]),
-        normalized_ood_scores(pred, images, z), rtol=1e-5,
+        normalized_ood_scores(pred, images, z, embeddings=out["embeddings"],
+                              summaries=summaries, log_mass=out["mean"]),
+        normalized_ood_scores(pred, images, z, summaries=summaries), rtol=1e-5,
     )
+    # the summary part of the score cannot be computed from images alone
+    assert "ood_summary" in trained.domain
+    with pytest.raises(ValueError, match="phase-space summaries"):
+        normalized_ood_scores(pred, images, z)
+
+
+def test_calibration_uses_clusters_away_from_the_edges_of_the_training_range():
+    # the bundled model's range, 13.5-15.5, calibrates on 14-15 (the range of the figures)
+    assert calibration_mass_range({"log_m_min": 13.5, "log_m_max": 15.5}) == (14.0, 15.0)
+    assert calibration_mass_range({"log_m_min": 13.5, "log_m_max": 15.5}, 0.25) == (13.75, 15.25)
+    # a margin that would leave nothing keeps the whole range
+    assert calibration_mass_range({"log_m_min": 14.0, "log_m_max": 14.8}) == (14.0, 14.8)
+    with pytest.raises(ValueError, match="margin"):
+        calibration_mass_range({"log_m_min": 13.5, "log_m_max": 15.5}, -0.1)
 
 
 # ---------------------------------------------------------------------------- in the bundle
@@ -239,6 +255,8 @@ def test_train_model_stores_calibration(trained):
     cal = bundle.metrics["calibration"]
     scale = bundle.target_scaling["calibration"]["std_scale"]
     assert scale == cal["std_scale"] > 0 and cal["fitted_on"] == "validation"
+    # this toy range (1 dex) is too narrow for the 0.5-dex margins: all validation clusters
+    assert cal["log_m_range"] == pytest.approx(list(calibration_mass_range(bundle.target_scaling)))
     assert cal["n"] == bundle.training["n_val"]
     assert cal["coverage_after"]["0.68"] == pytest.approx(0.68, abs=0.06)
     assert set(cal["coverage_before"]) == {"0.68", "0.90"}
