@@ -100,8 +100,9 @@ def phase_space_summaries(
             return np.bincount(cid, values, minlength=n.size) / n
 
     centred = u - mean_of(u)[cid]
-    m2 = mean_of(centred**2)
-    m4 = mean_of(centred**4)
+    squared = centred * centred
+    m2 = mean_of(squared)
+    m4 = mean_of(squared * squared)
     with np.errstate(invalid="ignore", divide="ignore"):
         kurtosis = m4 / m2**2 - 3.0
     out = {

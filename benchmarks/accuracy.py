@@ -42,7 +42,11 @@ def summarize(metrics: dict) -> dict:
         "std_ratio_cnn_over_m_sigma": cnn["std"] / ms["std"],
     }
     if "coverage" in metrics:
-        out["coverage"] = metrics["coverage"]["overall"]
+        cov = metrics["coverage"]
+        # the targets are over 10^14-10^15 Msun/h, overall and per 0.25-dex bin of true mass
+        out["coverage"] = cov.get("in_range", cov["overall"])
+        out["coverage_bins"] = cov["bins"]
+        out["coverage_all_masses"] = cov["overall"]
     sr = metrics.get("sampling_rate")
     if sr:
         out["sampling_rate_delta_eps68"] = {

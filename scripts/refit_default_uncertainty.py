@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     t1 = time.time()
     refitted = refit_uncertainty(bundle, catalog)
-    path = refitted.write(out / "cnn2d_refit.asdf")
+    arch = str(refitted.network_config.get("arch", "model"))
+    path = refitted.write(out / f"{arch}_refit.asdf")
     summary = {
         "calibration": refitted.metrics["calibration"],
         "ood_thresholds": {k: refitted.domain[k]["threshold"]

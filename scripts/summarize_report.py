@@ -27,10 +27,15 @@ def _row(name: str, m: dict) -> dict:
         "m_sigma_std": ms["std"],
         "std_ratio": cnn["std"] / ms["std"],
     }
-    cov = m.get("coverage", {}).get("overall")
+    coverage = m.get("coverage", {})
+    # the targets are stated over 10^14-10^15 Msun/h; "overall" spans every test mass
+    cov = coverage.get("in_range") or coverage.get("overall")
     if cov:
         row["coverage_68"] = cov["0.68"]
         row["coverage_90"] = cov["0.90"]
+    if coverage.get("overall"):
+        row["coverage_68_all_masses"] = coverage["overall"]["0.68"]
+        row["coverage_90_all_masses"] = coverage["overall"]["0.90"]
     if "ood" in m:
         row["ood_flagged"] = m["ood"]["fraction_flagged"]
     return row
