@@ -28,6 +28,7 @@ __all__ = [
     "add_evaluate_subparser",
     "binned_residuals",
     "evaluate_model",
+    "format_summary",
     "interval_coverage",
     "pit_histogram",
     "pit_values",
@@ -543,8 +544,43 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
         robustness_fraction=args.robustness_fraction, n_draws=args.draws, device=args.device,
     )
     for name, res in report["models"].items():
-        cnn, ms = res["cnn"], res["m_sigma"]
-        print(f"{name}: n={cnn['n']}  CNN std={cnn['std']}  width={cnn['width']}  |  "
-              f"M-sigma std={ms['std']}  width={ms['width']}")
-    print(f"wrote {Path(args.out) / 'metrics.json'}")
+        print(format_summary(name, res))
+    print(f"wrote {Path(args.out) / 'metrics.json'} and the figures")
     return 0
+
+
+def format_summary(name: str, res: dict[str, Any]) -> str:
+    """Plain-text summary of one model's evaluation: accuracy, calibration, out-of-domain.
+
+    Parameters
+    ----------
+    name : str
+        Model name.
+    res : dict
+        One entry of ``evaluate_model(...)["models"]``.
+
+    Returns
+    -------
+    str
+        Several lines: residuals of the CNN and of M–σ over the mass range (dex), interval
+        coverage over the range and per 0.25-dex bin of true mass, and the out-of-domain
+        flagged fraction.
+    """
+    cnn, ms = res["cnn"], res["m_sigma"]
+    lo, hi = res["mass_range"]
+    lines = [f"{name}: {cnn['n']} clusters with {lo} < log10 M200c < {hi}"]
+    for label, r in (("CNN", cnn), ("M-sigma", ms)):
+        lines.append(f"  {label:8s} mean {r['mean']:+.3f}  std {r['std']:.3f}"
+                     f"  16-84% width {r['width']:.3f} dex")
+    cov = res.get("coverage")
+    if cov:
+        inside = cov.get("in_range", cov["overall"])
+        lines.append(f"  interval coverage 68% {inside['0.68']:.3f}  90% {inside['0.90']:.3f}"
+                     "  (targets 0.64-0.72, 0.87-0.93)")
+        for b in cov["bins"]:
+            lines.append(f"    {b['lo']:.2f}-{b['hi']:.2f}: n={b['n']:5d}  68% {b['0.68']:.3f}"
+                         f"  90% {b['0.90']:.3f}")
+    ood = res.get("ood")
+    if ood:
+        lines.append(f"  out-of-domain flagged: {ood['fraction_flagged']:.3f} of {ood['n']} mocks")
+    return "\n".join(lines)

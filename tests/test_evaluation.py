@@ -12,6 +12,7 @@ from astro_cnnmass.evaluation import (
     add_evaluate_subparser,
     binned_residuals,
     evaluate_model,
+    format_summary,
     interval_coverage,
     pit_histogram,
     pit_values,
@@ -105,6 +106,13 @@ def test_evaluate_model_writes_report(tmp_path, small_model_and_mocks):
     assert report["models"]["b"]["cnn"] == res["cnn"]  # same weights, same numbers
     for name in ("a_pred_vs_true", "a_residuals", "a_sampling_rate", "a_pit", "b_pit"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
+    # the calibration report covers 10^14-10^15 overall and per 0.25-dex bin, and OOD flags
+    cov = res["coverage"]
+    assert cov["n_in_range"] == res["n_in_mass_range"] and len(cov["bins"]) == 4
+    assert sum(b["n"] for b in cov["bins"]) == cov["n_in_range"]
+    text = format_summary("a", res)
+    assert f"{cov['in_range']['0.68']:.3f}" in text and "14.25-14.50" in text
+    assert "out-of-domain flagged" in text
 
 
 def test_evaluate_subparser():
