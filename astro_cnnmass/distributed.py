@@ -14,7 +14,6 @@ import itertools
 import math
 import os
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -279,51 +278,28 @@ def generate_catalog_dask(
     MockCatalog
     """
     _import_dask()
-    from tqdm.auto import tqdm
+    from .mocks.generator import assemble_catalog, prepare_run
 
-    from .mocks.catalog import CatalogWriter, MockCatalog
-    from .mocks.generator import _check_config, _entropy, _meta
-
-    if isinstance(n_hosts, bool) or not isinstance(n_hosts, int | np.integer) or n_hosts < 1:
-        raise ValueError(f"n_hosts must be a positive integer, got {n_hosts!r}")
-    if prior not in ("flat", "hmf"):
-        raise ValueError(f"prior must be 'flat' or 'hmf', got {prior!r}")
-    cfg = _check_config(config)
-    entropy = _entropy(seed)
-    n_hosts, n_los = int(n_hosts), int(lines_of_sight)
-    meta = _meta(cfg, entropy, prior, n_hosts, n_los)
+    run = prepare_run(n_hosts, seed=seed, lines_of_sight=lines_of_sight, prior=prior,
+                      config=config, out=out)
     with _client_or_local(client, n_workers) as cl:
         if n_chunks is None:
             workers = max(1, len(cl.scheduler_info().get("workers", {})))
-            n_chunks = max(math.ceil(n_hosts / 64), min(n_hosts, 4 * workers))
-        n_chunks = max(1, min(int(n_chunks), n_hosts))
-        bounds = np.linspace(0, n_hosts, n_chunks + 1).round().astype(int).tolist()
-        cfg_d = cfg.to_dict()
-        futures = [cl.submit(_hosts_task, a, b, entropy, cfg_d, prior, n_los, pure=False)
+            n_chunks = max(math.ceil(run.n_hosts / 64), min(run.n_hosts, 4 * workers))
+        n_chunks = max(1, min(int(n_chunks), run.n_hosts))
+        bounds = np.linspace(0, run.n_hosts, n_chunks + 1).round().astype(int).tolist()
+        futures = [cl.submit(_hosts_task, a, b, *run.task_args, pure=False)
                    for a, b in itertools.pairwise(bounds)]
-        writer = CatalogWriter(out, meta) if out is not None else None
-        parts: list[MockCatalog] = []
-        bar = tqdm(total=n_hosts * n_los, unit="LOS", disable=not progress, desc="mocks")
-        try:
-            for fut in futures:  # in host order, whatever order they finish in
+
+        def in_host_order():  # whatever order the tasks finish in
+            for fut in futures:
                 part = fut.result()
                 fut.release()
-                if writer is not None:
-                    writer.add(part)
-                else:
-                    parts.append(part)
-                bar.update(part.n_clusters)
+                yield part
+
+        try:
+            return assemble_catalog(in_host_order(), run, progress=progress)
         except BaseException:
             for fut in futures:
                 fut.cancel()
-            if writer is not None:
-                writer.abort()
             raise
-        finally:
-            bar.close()
-    if writer is not None:
-        writer.finalize()
-        return MockCatalog.read(Path(out))
-    cat = MockCatalog.concatenate(parts, renumber_hosts=False)
-    cat.meta = meta
-    return cat

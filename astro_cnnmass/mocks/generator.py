@@ -9,8 +9,9 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from .population import host_population
 from .surroundings import InfallModel, sample_surroundings
 from .tables import C_KMS, get_tables
 
-__all__ = ["GENERATOR_NAME", "generate_catalog", "simulate_host"]
+__all__ = ["GENERATOR_NAME", "CatalogRun", "assemble_catalog", "generate_catalog", "prepare_run",
+           "simulate_host"]
 
 GENERATOR_NAME = "astro_cnnmass.mocks"
 #: Version of the generator physics (bump when the output for a given seed changes).
@@ -231,6 +233,74 @@ def generate_catalog(
     -------
     MockCatalog
     """
+    if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    run = prepare_run(n_hosts, seed=seed, lines_of_sight=lines_of_sight, prior=prior,
+                      config=config, out=out)
+    workers = int(workers)
+    if chunk_size is None:
+        chunk_size = max(1, min(64, math.ceil(run.n_hosts / (4 * workers))))
+    bounds = [*range(0, run.n_hosts, chunk_size), run.n_hosts]
+    tasks = [(a, b, *run.task_args) for a, b in itertools.pairwise(bounds)]
+    if workers == 1:
+        return assemble_catalog(map(_run_chunk, tasks), run, progress=progress)
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+        return assemble_catalog(ex.map(_run_chunk, tasks), run, progress=progress)
+
+
+@dataclass(frozen=True)
+class CatalogRun:
+    """A checked request for a mock catalogue, shared by the serial and distributed generators.
+
+    Attributes
+    ----------
+    n_hosts, lines_of_sight : int
+        Hosts and lines of sight per host.
+    prior : str
+        ``'flat'`` or ``'hmf'``.
+    config : MockConfig
+    entropy : int
+        Root entropy (host ``i`` draws from ``SeedSequence(entropy, spawn_key=(i,))``).
+    meta : dict
+        The catalogue's metadata.
+    out : pathlib.Path or None
+        Where to write the catalogue (None: in memory).
+    """
+
+    n_hosts: int
+    lines_of_sight: int
+    prior: str
+    config: MockConfig
+    entropy: int
+    meta: dict
+    out: Path | None
+
+    @property
+    def task_args(self) -> tuple:
+        """``(entropy, config dict, prior, lines_of_sight)``: what a chunk of hosts needs."""
+        return (self.entropy, self.config.to_dict(), self.prior, self.lines_of_sight)
+
+
+def prepare_run(
+    n_hosts: int,
+    *,
+    seed: int | np.random.Generator,
+    lines_of_sight: int = 3,
+    prior: str = "flat",
+    config: MockConfig | dict | None = None,
+    out: str | os.PathLike | None = None,
+) -> CatalogRun:
+    """Check the arguments of a catalogue request and derive its entropy and metadata.
+
+    Raises
+    ------
+    ValueError
+        Bad ``n_hosts``, ``lines_of_sight`` or ``out`` (a directory).
+    MockConfigError
+        Bad ``prior`` or ``config``.
+    """
     if isinstance(n_hosts, bool) or not isinstance(n_hosts, int | np.integer) or n_hosts < 1:
         raise ValueError(f"n_hosts must be a positive integer, got {n_hosts!r}")
     if (
@@ -241,35 +311,38 @@ def generate_catalog(
         raise ValueError(f"lines_of_sight must be a positive integer, got {lines_of_sight!r}")
     if prior not in ("flat", "hmf"):
         raise MockConfigError(f"prior must be 'flat' or 'hmf', got {prior!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     cfg = _check_config(config)
     entropy = _entropy(seed)
     if out is not None:
         out = Path(out)
         if out.is_dir():
             raise ValueError(f"out={out} is a directory; give a file name (*.asdf)")
-    n_hosts, n_los, workers = int(n_hosts), int(lines_of_sight), int(workers)
-    meta = _meta(cfg, entropy, prior, n_hosts, n_los)
-    if chunk_size is None:
-        chunk_size = max(1, min(64, math.ceil(n_hosts / (4 * workers))))
-    bounds = [*range(0, n_hosts, chunk_size), n_hosts]
-    cfg_d = cfg.to_dict()
-    tasks = [(a, b, entropy, cfg_d, prior, n_los) for a, b in itertools.pairwise(bounds)]
+    n_hosts, n_los = int(n_hosts), int(lines_of_sight)
+    return CatalogRun(n_hosts, n_los, prior, cfg, entropy,
+                      _meta(cfg, entropy, prior, n_hosts, n_los), out)
+
+
+def assemble_catalog(chunks: Iterable[MockCatalog], run: CatalogRun, *,
+                     progress: bool = False) -> MockCatalog:
+    """Collect chunks of hosts, in host order, into the requested catalogue.
+
+    With ``run.out`` they are written one by one (bounded memory; the file appears atomically
+    when complete, and nothing is left behind on error) and the catalogue is returned opened
+    lazily; otherwise they are concatenated in memory.
+    """
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=n_hosts * n_los, unit="LOS", disable=not progress, desc="mocks")
-    writer = CatalogWriter(out, meta) if out is not None else None
+    bar = tqdm(total=run.n_hosts * run.lines_of_sight, unit="LOS", disable=not progress,
+               desc="mocks")
+    writer = CatalogWriter(run.out, run.meta) if run.out is not None else None
     parts: list[MockCatalog] = []
     try:
-        if workers == 1:
-            results: Any = map(_run_chunk, tasks)
-            _consume(results, writer, parts, bar)
-        else:
-            import multiprocessing as mp
-
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
-                _consume(ex.map(_run_chunk, tasks), writer, parts, bar)
+        for chunk in chunks:
+            if writer is not None:
+                writer.add(chunk)
+            else:
+                parts.append(chunk)
+            bar.update(chunk.n_clusters)
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -278,19 +351,10 @@ def generate_catalog(
         bar.close()
     if writer is not None:
         writer.finalize()
-        return MockCatalog.read(out)
+        return MockCatalog.read(run.out)
     cat = MockCatalog.concatenate(parts, renumber_hosts=False)
-    cat.meta = meta
+    cat.meta = run.meta
     return cat
-
-
-def _consume(results, writer: CatalogWriter | None, parts: list, bar) -> None:
-    for chunk in results:
-        if writer is not None:
-            writer.add(chunk)
-        else:
-            parts.append(chunk)
-        bar.update(chunk.n_clusters)
 
 
 def generate_hosts(indices: Sequence[int], entropy: int, cfg: MockConfig | None = None,
