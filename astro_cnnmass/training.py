@@ -621,10 +621,13 @@ def train_model(
         ``coverage_before``/``coverage_after`` of the 68 % and 90 % intervals on those
         validation clusters). When there is a validation set, the std scale fitted on it
         (:func:`astro_cnnmass.uncertainty.fit_std_calibration`) is stored in
-        ``target_scaling["calibration"]["std_scale"]`` (applied by the predictor) and the
-        out-of-domain model (:func:`astro_cnnmass.uncertainty.fit_ood_model`: fitted on the
-        training embeddings, threshold = 99th percentile of the validation scores) in
-        ``domain["ood"]``.
+        ``target_scaling["calibration"]["std_scale"]`` (applied by the predictor) and the three
+        out-of-domain models, each fitted on training mocks with its threshold at the 99th
+        percentile of the validation scores, in ``domain["ood"]`` (embeddings,
+        :func:`astro_cnnmass.uncertainty.fit_ood_model`), ``domain["ood_image"]`` (KDE images,
+        :func:`astro_cnnmass.uncertainty.fit_image_ood_model`) and ``domain["ood_summary"]``
+        (phase-space summaries given the predicted mass and richness,
+        :func:`astro_cnnmass.summary_ood.fit_summary_ood_model`).
     """
     from .evaluation import residual_stats
     from .inference import Predictor
@@ -842,12 +845,16 @@ def _fit_calibration(mean: np.ndarray, std: np.ndarray, log_m: np.ndarray,
 
     ok = np.isfinite(mean) & np.isfinite(std) & (std > 0)
     inside = ok & (log_m >= log_m_range[0]) & (log_m <= log_m_range[1])
-    if inside.sum() < 10:  # too few clusters away from the edges: use them all
-        inside, log_m_range = ok, (float(np.min(log_m)), float(np.max(log_m)))
+    note = None
+    if inside.sum() < 10 and ok.sum() > inside.sum():  # too few away from the edges: use all
+        inside, log_m_range = ok, (float(np.min(log_m[ok])), float(np.max(log_m[ok])))
+        note = "fewer than 10 validation clusters inside the margins: fitted on all of them"
     out: dict[str, Any] = {
         "fitted_on": "validation", "n": int(inside.sum()), "level": 0.68, "mc_dropout": 0,
         "log_m_range": [float(log_m_range[0]), float(log_m_range[1])],
     }
+    if note:
+        out["note"] = note
     if inside.sum() < 10:
         out["std_scale"] = 1.0
         out["note"] = "no calibration: fewer than 10 validation clusters with a predicted std"
@@ -904,7 +911,8 @@ def refit_uncertainty(bundle: Any, catalog: Any, *, ood_max_fit: int = 20000) ->
     -------
     ModelBundle
         A copy with ``target_scaling["calibration"]``, ``metrics["calibration"]``,
-        ``domain["ood"]`` and ``domain["ood_image"]`` replaced.
+        ``training["calibration_margin_dex"]``, ``domain["ood"]``, ``domain["ood_image"]`` and
+        ``domain["ood_summary"]`` replaced.
     """
     from .features import FeatureConfig
     from .inference import Predictor

@@ -6,8 +6,10 @@ Ho et al. 2021, arXiv:2006.13231):
 
 * **Interval calibration** (:func:`fit_std_calibration`): one multiplicative factor ``s`` on the
   predicted standard deviation, fitted on the *validation* split (never on the test mocks) so
-  that the central 68 % interval covers 68 % of the validation clusters. ``train_model`` stores it
-  in ``bundle.target_scaling["calibration"]["std_scale"]``, where the predictor applies it.
+  that the central 68 % interval covers 68 % of the validation clusters at least 0.5 dex inside
+  the training mass range (:func:`astro_cnnmass.training.calibration_mass_range`).
+  ``train_model`` stores it in ``bundle.target_scaling["calibration"]["std_scale"]``, where the
+  predictor applies it.
 * **Mass-function prior** (:func:`reweight_to_mass_function`, :func:`posterior_quantiles`): the
   training set is flat in log M, so the network's Gaussian is a likelihood-like estimate
   ``p(data | log M)`` times a flat prior over the training range. For a cluster drawn at random
@@ -22,7 +24,11 @@ Ho et al. 2021, arXiv:2006.13231):
   Unified Framework for Detecting Out-of-Distribution Samples", arXiv:1807.03888), with a
   covariance shrunk towards a scaled identity. The threshold is the 99th percentile of the
   distances of the validation mocks, so about 1 % of in-distribution clusters are flagged.
-  ``train_model`` stores the model in ``bundle.domain["ood"]``.
+  ``train_model`` stores the model in ``bundle.domain["ood"]``. Two more models complete the
+  score (:func:`normalized_ood_scores`): a principal-component model of the KDE images
+  (:func:`fit_image_ood_model`, ``domain["ood_image"]``) and one of physical summaries of the
+  galaxies given the predicted mass and richness (:mod:`astro_cnnmass.summary_ood`,
+  ``domain["ood_summary"]``).
 
 Units: log10 M200c in dex (M in Msun/h), standard deviations in dex, redshift dimensionless,
 number densities in (Mpc/h)^-3 per dex.
