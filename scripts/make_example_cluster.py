@@ -1,7 +1,8 @@
 """Rebuild the bundled example cluster ``astro_cnnmass/data/example_cluster.ecsv``.
 
 The example is **synthetic**: one line of sight of a mock cluster made by the package's own
-generator (``astro_cnnmass.mocks``, seed below), with its projected phase space (R, v) turned into
+generator (``astro_cnnmass.mocks``, seed below; M200c near 10^14.6 Msun/h at z near 0.05, no
+major merger and no miscentring), with its projected phase space (R, v) turned into
 sky positions and redshifts around a made-up centre with Planck18:
 
 * position angles are drawn uniformly, ``theta = R / (D_A(z_cl) h)``;
@@ -32,7 +33,10 @@ CENTER = SkyCoord(210.2590 * u.deg, 2.8789 * u.deg)
 
 def build(seed: int = SEED) -> Table:
     """The example member table (see the module docstring)."""
-    config = MockConfig().replace(log_m_range=(14.55, 14.65), z_range=(0.045, 0.055))
+    # a relaxed, well-centred cluster (no major merger, no miscentring), so that the first
+    # example shows the typical case; the held-out test mocks cover mergers and miscentring
+    config = MockConfig().replace(log_m_range=(14.55, 14.65), z_range=(0.045, 0.055),
+                                  p_merger=(0.0, 0.0), miscentring_fraction=(0.0, 0.0))
     cat = generate_catalog(1, seed=seed, lines_of_sight=1, config=config, progress=False)
     R, v, is_member = (np.asarray(a, dtype=float) for a in cat.galaxies(0))
     clusters = cat.clusters
