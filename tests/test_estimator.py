@@ -66,6 +66,21 @@ def test_interval_and_quantiles_are_ordered(estimator, seeded_mocks):
     assert np.isfinite(res.ood_score)
 
 
+def test_intervals_cover_fresh_mocks_at_their_nominal_rates(estimator):
+    # 150 new hosts x 3 lines of sight from the default generator, a seed never trained on
+    from astro_cnnmass.streaming import estimate_catalog
+
+    cat = generate_catalog(150, seed=8128, lines_of_sight=3, progress=False)
+    out = estimate_catalog(estimator, cat, as_table=False)
+    log_m = np.asarray(cat.clusters["log_m200c"])
+    sel = (log_m > 14) & (log_m < 15) & np.isfinite(out["log_mass"])
+    assert sel.sum() > 150
+    z = np.abs(out["log_mass"][sel] - log_m[sel]) / out["log_mass_std"][sel]
+    # loose: about 3.5 binomial standard deviations around 0.68 and 0.90
+    assert 0.55 < np.mean(z < 0.9945) < 0.81
+    assert 0.80 < np.mean(z < 1.6449) < 0.98
+
+
 def test_mass_function_prior_pulls_a_massive_cluster_down(seeded_mocks):
     R, v, _ = seeded_mocks[2].galaxies(0)
     flat = DynamicalMassEstimator.load().estimate_phase_space(R * MPC_H, v * KMS, z_cluster=0.1)
