@@ -200,7 +200,7 @@ def fit_summary_ood_model(
     ridge = 1e-6 * np.trace(cov, axis1=1, axis2=2)[:, None, None] / 3 + 1e-12
     precision = np.linalg.inv(cov + ridge * np.eye(3))
     own = np.sqrt(np.einsum("gki,gij,gkj->gk", dev, precision, dev))
-    local_threshold = np.percentile(own, local_percentile, axis=1)
+    local_threshold = np.maximum(np.percentile(own, local_percentile, axis=1), 1e-6)
     model = {
         "method": "conditional Mahalanobis distance of phase-space summaries",
         "statistics": list(SUMMARY_NAMES),
