@@ -40,6 +40,7 @@ __all__ = [
     "scale_redshift",
     "unscale_log_mass",
     "unscale_log_mass_std",
+    "untrained_bundle",
 ]
 
 MODEL_BUNDLE_TAG = "asdf://astro-cnnmass.org/tags/model_bundle-1.0.0"
@@ -329,6 +330,63 @@ class ModelBundle:
                 f"(expected tag {MODEL_BUNDLE_TAG})"
             )
         return obj
+
+
+def untrained_bundle(
+    *,
+    arch: str = "cnn2d",
+    head: str = "gaussian",
+    seed: int = 0,
+    log_m_range: tuple[float, float] = (13.5, 15.5),
+    z_range: tuple[float, float] = (0.01, 0.3),
+    scatter_dex: float = 0.15,
+) -> ModelBundle:
+    """A complete bundle of the default architecture with freshly initialised (random) weights.
+
+    For tests and benchmarks of the machinery (file format, batching, throughput), never for
+    masses: its estimates are meaningless. The M–σ law is the Evrard et al. 2008
+    (arXiv:astro-ph/0702241) dark-matter relation, σ_15 = 1083 km/s and α = 0.336.
+
+    Parameters
+    ----------
+    arch, head : str
+        ``"cnn2d"``/``"cnn1d"`` and ``"gaussian"``/``"point"``
+        (:func:`astro_cnnmass.networks.default_network_config`).
+    seed : int
+        Torch seed of the initial weights.
+    log_m_range, z_range : (float, float)
+        Training range stored in the bundle (log10 Msun/h; redshift).
+    scatter_dex : float
+        ``metrics["scatter_dex"]``, the fallback std of a point model (dex).
+
+    Returns
+    -------
+    ModelBundle
+        One member, no calibration and no out-of-domain model.
+    """
+    import torch
+
+    from .classical import EVRARD08_ALPHA, EVRARD08_SIGMA15
+    from .networks import build_network, default_network_config
+
+    cfg = default_network_config(arch, head)
+    torch.manual_seed(seed)
+    state = {k: t.numpy().copy() for k, t in build_network(cfg).state_dict().items()}
+    kind = "1d" if arch == "cnn1d" else "2d"
+    ranges = {"log_m_min": float(log_m_range[0]), "log_m_max": float(log_m_range[1]),
+              "z_min": float(z_range[0]), "z_max": float(z_range[1])}
+    return ModelBundle(
+        network_config=cfg,
+        state_dicts=[state],
+        feature_config={"kind": kind, "n_v": 48, "n_R": 48, "aperture_mpch": 1.6,
+                        "v_cut_kms": 2200.0, "bandwidth": 0.25},
+        cylinder={"aperture_mpch": 1.6, "v_cut_kms": 2200.0},
+        target_scaling=dict(ranges),
+        m_sigma={"alpha": EVRARD08_ALPHA, "log_sigma15": math.log10(EVRARD08_SIGMA15),
+                 "pivot_log_mass": 15.0, "scatter": 0.07},
+        metrics={"scatter_dex": float(scatter_dex)},
+        domain={**ranges, "n_min_galaxies": 10},
+    )
 
 
 def bundled_model_path() -> Path:

@@ -16,9 +16,10 @@ and the network separately. Peak memory: ``tracemalloc`` (numpy/Python allocatio
 separately timed pass) and the process's maximum resident set size so far (``ru_maxrss``; sizes
 run in increasing order, so it is the peak up to and including that size).
 
-The model is the bundled ``astro_cnnmass/data/cnn2d_default.asdf`` when it exists, else a freshly
-initialised CNN_2D bundle of the default architecture (untrained weights: the speed is the same;
-the JSON says which). Features are built on the CPU; ``--device`` moves the network.
+The model is the bundled ``astro_cnnmass/data/cnn2d_default.asdf`` (a 5-member ensemble with its
+out-of-domain models), ``--model FILE``, or with ``--untrained`` one freshly initialised member
+without out-of-domain models (:func:`astro_cnnmass.weights.untrained_bundle`; the cost of the
+bare network path). Features are built on the CPU; ``--device`` moves the network.
 """
 
 from __future__ import annotations
@@ -38,10 +39,9 @@ import torch
 
 from astro_cnnmass.estimator import DynamicalMassEstimator
 from astro_cnnmass.features import kde_images
-from astro_cnnmass.networks import build_network, default_network_config
 from astro_cnnmass.phase_space import cylinder_mask
 from astro_cnnmass.streaming import DEFAULT_CHUNK_SIZE, estimate_catalog, iter_chunks
-from astro_cnnmass.weights import ModelBundle, bundled_model_path
+from astro_cnnmass.weights import bundled_model_path, untrained_bundle
 
 
 def synthetic_catalog(n: int, mean: float = 50.0, seed: int = 0):
@@ -59,36 +59,16 @@ def synthetic_catalog(n: int, mean: float = 50.0, seed: int = 0):
     return R, v, offsets, z
 
 
-def fresh_bundle(seed: int = 0) -> ModelBundle:
-    """A CNN_2D bundle of the default architecture with freshly initialised weights."""
-    cfg = default_network_config("cnn2d", "gaussian")
-    torch.manual_seed(seed)
-    state = {k: t.numpy().copy() for k, t in build_network(cfg).state_dict().items()}
-    return ModelBundle(
-        network_config=cfg,
-        state_dicts=[state],
-        feature_config={"kind": "2d", "n_v": 48, "n_R": 48, "aperture_mpch": 1.6,
-                        "v_cut_kms": 2200.0, "bandwidth": 0.25},
-        cylinder={"aperture_mpch": 1.6, "v_cut_kms": 2200.0},
-        target_scaling={"log_m_min": 14.0, "log_m_max": 15.3, "z_min": 0.03, "z_max": 0.15},
-        m_sigma={"alpha": 0.3361, "log_sigma15": 3.0346, "pivot_log_mass": 15.0,
-                 "scatter": 0.07},
-        metrics={"scatter_dex": 0.15},
-        domain={"z_min": 0.03, "z_max": 0.15, "log_m_min": 14.0, "log_m_max": 15.3,
-                "n_min_galaxies": 10},
-    )
-
-
-def load_estimator(device: str, model: str | None) -> tuple[DynamicalMassEstimator, str]:
+def load_estimator(device: str, model: str | None, untrained: bool = False
+                   ) -> tuple[DynamicalMassEstimator, str]:
+    if untrained:
+        return (DynamicalMassEstimator(untrained_bundle(), device=device),
+                "untrained CNN_2D bundle (default architecture, one member, random weights, "
+                "no out-of-domain model)")
     if model is not None:
         return DynamicalMassEstimator.load(model, device=device), f"file: {model}"
-    try:
-        path = bundled_model_path()
-    except FileNotFoundError:
-        return (DynamicalMassEstimator(fresh_bundle(), device=device),
-                "fresh CNN_2D bundle (default architecture, untrained weights; "
-                "the bundled cnn2d_default.asdf does not exist yet)")
-    return DynamicalMassEstimator.load(path, device=device), f"bundled: {path.name}"
+    return DynamicalMassEstimator.load(bundled_model_path(), device=device), \
+        f"bundled: {bundled_model_path().name}"
 
 
 def _sync(device: str) -> None:
@@ -155,7 +135,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:k] (network)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--repeat", type=int, default=1, help="timed runs per size (best kept)")
-    p.add_argument("--model", default=None, help="model bundle (ASDF); default bundled/fresh")
+    p.add_argument("--model", default=None, help="model bundle (ASDF); default: the bundled one")
+    p.add_argument("--untrained", action="store_true",
+                   help="one untrained member, no out-of-domain models (bare network cost)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-tracemalloc", action="store_true")
     args = p.parse_args(argv)
@@ -165,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(result, indent=2))
         return result
     torch.set_num_threads(args.threads)
-    est, model = load_estimator(args.device, args.model)
+    est, model = load_estimator(args.device, args.model, args.untrained)
     # warm-up: build the predictor, first torch calls
     estimate_catalog(est, synthetic_catalog(256, args.mean, args.seed + 1), chunk_size=256)
     runs = [run_size(est, n, args) for n in sorted(args.n)]

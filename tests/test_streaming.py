@@ -11,7 +11,6 @@ from astropy.table import QTable
 from astro_cnnmass.classical import MSUN_H, evrard_mass
 from astro_cnnmass.estimator import DynamicalMassEstimator, _log_evrard_mass
 from astro_cnnmass.exceptions import InputError
-from astro_cnnmass.networks import build_network, default_network_config
 from astro_cnnmass.phase_space import MPC_H, cylinder_mask
 from astro_cnnmass.streaming import (
     chunk_bounds,
@@ -19,7 +18,7 @@ from astro_cnnmass.streaming import (
     iter_chunks,
     packed_from_table,
 )
-from astro_cnnmass.weights import ModelBundle
+from astro_cnnmass.weights import untrained_bundle
 
 torch.set_num_threads(1)
 
@@ -28,21 +27,8 @@ FLOAT_KEYS = ("log_mass", "log_mass_std", "sigma_v", "log_m_sigma", "log_m_evrar
 
 def tiny_bundle(seed=0):
     """An untrained CNN_2D bundle (the architecture of the bundled model, random weights)."""
-    cfg = default_network_config("cnn2d", "gaussian")
-    torch.manual_seed(seed)
-    state = {k: v.numpy().copy() for k, v in build_network(cfg).state_dict().items()}
-    return ModelBundle(
-        network_config=cfg,
-        state_dicts=[state],
-        feature_config={"kind": "2d", "n_v": 48, "n_R": 48, "aperture_mpch": 1.6,
-                        "v_cut_kms": 2200.0, "bandwidth": 0.25},
-        cylinder={"aperture_mpch": 1.6, "v_cut_kms": 2200.0},
-        target_scaling={"log_m_min": 13.5, "log_m_max": 15.3, "z_min": 0.05, "z_max": 0.15},
-        m_sigma={"alpha": 0.33, "log_sigma15": 3.0, "pivot_log_mass": 15.0, "scatter": 0.07},
-        metrics={"scatter_dex": 0.13},
-        domain={"z_min": 0.05, "z_max": 0.15, "log_m_min": 13.5, "log_m_max": 15.3,
-                "n_min_galaxies": 10},
-    )
+    return untrained_bundle(seed=seed, log_m_range=(13.5, 15.3), z_range=(0.05, 0.15),
+                            scatter_dex=0.13)
 
 
 def packed_clusters(n=400, mean=50, seed=0, dtype=np.float32):
