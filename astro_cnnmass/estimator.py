@@ -461,13 +461,14 @@ class DynamicalMassEstimator:
                     log_mean[idx] = pred["mean"]
                     log_std[idx] = self._calibrated_std(pred["std"])
                     if compute_ood:
-                        summaries = phase_space_summaries(
-                            R_mpch[o[0]:o[-1]], v_kms[o[0]:o[-1]], o - o[0],
-                            self.cylinder.aperture_mpch, self.cylinder.v_cut_kms)
+                        summaries = None
+                        if "ood_summary" in self.domain:  # the only part that reads galaxies
+                            summaries = {k: a[ok] for k, a in phase_space_summaries(
+                                R_mpch[o[0]:o[-1]], v_kms[o[0]:o[-1]], o - o[0],
+                                self.cylinder.aperture_mpch, self.cylinder.v_cut_kms).items()}
                         ood_score[idx] = normalized_ood_scores(
                             predictor, imgs[ok], z[start:stop][ok], embeddings=pred["embeddings"],
-                            summaries={k: a[ok] for k, a in summaries.items()},
-                            log_mass=pred["mean"],
+                            summaries=summaries, log_mass=pred["mean"],
                         )
                 valid[start:stop] = ok
                 if keep_images:

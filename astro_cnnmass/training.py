@@ -769,7 +769,7 @@ def train_model(
             calibration_mass_range(scaling, calibration_margin),
         ))
         scaling["calibration"] = _calibration_for_predictor(metrics["calibration"])
-        domain.update(_fit_ood_models(predictor, prep, tr, va, rng, ood_max_fit))
+        domain.update(_fit_ood_models(predictor, prep, tr, va, rng, ood_max_fit, pred["mean"]))
     return bundle.replace(metrics=metrics, target_scaling=scaling, domain=domain)
 
 
@@ -787,8 +787,13 @@ def _sample_and_split(prep: dict, seed: int, dlogm: float, n_per_bin: Any,
 
 
 def _fit_ood_models(predictor: Any, prep: dict, tr: np.ndarray, va: np.ndarray,
-                    rng: np.random.Generator, ood_max_fit: int) -> dict[str, dict]:
-    """The three out-of-domain models: fit on training rows, thresholds on validation rows."""
+                    rng: np.random.Generator, ood_max_fit: int,
+                    val_mean: np.ndarray) -> dict[str, dict]:
+    """The three out-of-domain models: fit on training rows, thresholds on validation rows.
+
+    ``val_mean`` is the ensemble's predicted log mass of the validation rows (already computed
+    for the calibration).
+    """
     from .summary_ood import fit_summary_ood_model
 
     n_fit = min(tr.size, ood_max_fit)
@@ -797,11 +802,12 @@ def _fit_ood_models(predictor: Any, prep: dict, tr: np.ndarray, va: np.ndarray,
               "ood_image": _fit_image_ood(prep, fit_rows, va)}
     k = min(500, fit_rows.size // 4)
     if k >= 20:  # enough training mocks for a local (conditional) covariance
-        def rows(r):
-            mean = predictor.predict(prep["images"][r], prep["z"][r])["mean"]
-            return mean, {key: a[r] for key, a in prep["summaries"].items()}
+        def summaries(r):
+            return {key: a[r] for key, a in prep["summaries"].items()}
 
-        models["ood_summary"] = fit_summary_ood_model(*rows(fit_rows), *rows(va), k=k)
+        fit_mean = predictor.predict(prep["images"][fit_rows], prep["z"][fit_rows])["mean"]
+        models["ood_summary"] = fit_summary_ood_model(
+            fit_mean, summaries(fit_rows), val_mean, summaries(va), k=k)
     return models
 
 
@@ -942,7 +948,8 @@ def refit_uncertainty(bundle: Any, catalog: Any, *, ood_max_fit: int = 20000) ->
     training["calibration_margin_dex"] = margin
     calibrated = bundle.replace(target_scaling=scaling, metrics=metrics, training=training)
     domain = dict(bundle.domain)
-    domain.update(_fit_ood_models(Predictor(calibrated), prep, tr, va, rng, ood_max_fit))
+    domain.update(_fit_ood_models(Predictor(calibrated), prep, tr, va, rng, ood_max_fit,
+                                  pred["mean"]))
     return calibrated.replace(domain=domain)
 
 

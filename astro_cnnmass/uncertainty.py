@@ -54,6 +54,7 @@ __all__ = [
     "gaussian_quantiles",
     "log_mass_function",
     "normalized_ood_scores",
+    "ood_score_components",
     "ood_scores",
     "ood_threshold",
     "posterior_quantiles",
@@ -808,7 +809,8 @@ def normalized_ood_scores(
 ) -> np.ndarray:
     """Out-of-domain score in units of the thresholds: above 1 means out of distribution.
 
-    The largest of (each over its threshold, the 99th percentile of held-out validation mocks):
+    The largest of the parts of :func:`ood_score_components` (each over its threshold, the
+    99th percentile of held-out validation mocks):
 
     * the embedding distance (:func:`ood_scores`);
     * the image distance (:func:`fit_image_ood_model`);
@@ -817,6 +819,39 @@ def normalized_ood_scores(
       predicted mass and richness (bundles that carry ``domain["ood_summary"]``).
 
     About 2–3 % of ordinary mocks score above 1.
+
+    Parameters
+    ----------
+    model, images, z, embeddings, summaries, log_mass
+        As :func:`ood_score_components`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+        NaN where the bundle has no out-of-domain model or the input is not finite.
+
+    Raises
+    ------
+    ValueError
+        If the bundle has a summary model and ``summaries`` is not given.
+    """
+    parts = list(ood_score_components(model, images, z, embeddings=embeddings,
+                                      summaries=summaries, log_mass=log_mass).values())
+    if not parts:
+        return np.full(np.asarray(images).shape[0], np.nan)
+    return np.fmax.reduce(parts) if len(parts) > 1 else parts[0]
+
+
+def ood_score_components(
+    model: Any,
+    images: np.ndarray,
+    z: Any,
+    *,
+    embeddings: np.ndarray | None = None,
+    summaries: dict[str, np.ndarray] | None = None,
+    log_mass: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Each out-of-domain distance of a bundle over its threshold (above 1: that part flags).
 
     Parameters
     ----------
@@ -836,8 +871,9 @@ def normalized_ood_scores(
 
     Returns
     -------
-    numpy.ndarray, shape (n,)
-        NaN where the bundle has no out-of-domain model or the input is not finite.
+    dict of numpy.ndarray, shape (n,)
+        ``"embedding"``, ``"image"`` and ``"summary"``, for the models the bundle has (an
+        empty dict for none); NaN where the input is not finite.
 
     Raises
     ------
@@ -851,7 +887,7 @@ def normalized_ood_scores(
     bundle = model.bundle if isinstance(model, Predictor) else model
     holder = model if isinstance(model, Predictor) else None
     domain = getattr(bundle, "domain", None) or {}
-    parts = []
+    parts: dict[str, np.ndarray] = {}
     threshold = ood_threshold(model)
     if np.isfinite(threshold):
         if embeddings is None:
@@ -860,11 +896,11 @@ def normalized_ood_scores(
             distance = _mahalanobis(np.asarray(embeddings, dtype=float),
                                     *_model_arrays(_ood_model(model), ("mean", "precision"),
                                                    holder))
-        parts.append(distance / threshold)
+        parts["embedding"] = distance / threshold
     image_model = domain.get("ood_image")
     if isinstance(image_model, dict) and "components" in image_model:
-        parts.append(_image_distance(image_model, images, holder)
-                     / float(image_model["threshold"]))
+        parts["image"] = (_image_distance(image_model, images, holder)
+                          / float(image_model["threshold"]))
     summary_model = domain.get("ood_summary")
     if isinstance(summary_model, dict) and "precision" in summary_model:
         if summaries is None:
@@ -876,8 +912,6 @@ def normalized_ood_scores(
         arrays = dict(zip(("mean", "precision", "local_threshold"),
                           _model_arrays(summary_model, ("mean", "precision", "local_threshold"),
                                         holder), strict=True))
-        parts.append(summary_distances({**summary_model, **arrays}, log_mass, summaries)
-                     / float(summary_model["threshold"]))
-    if not parts:
-        return np.full(images.shape[0], np.nan)
-    return np.fmax.reduce(parts) if len(parts) > 1 else parts[0]
+        parts["summary"] = (summary_distances({**summary_model, **arrays}, log_mass, summaries)
+                            / float(summary_model["threshold"]))
+    return parts

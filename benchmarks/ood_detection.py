@@ -33,8 +33,8 @@ import numpy as np
 
 from astro_cnnmass.estimator import DynamicalMassEstimator
 from astro_cnnmass.features import pack
-from astro_cnnmass.summary_ood import phase_space_summaries, summary_distances
-from astro_cnnmass.uncertainty import _image_distance, ood_threshold
+from astro_cnnmass.summary_ood import phase_space_summaries
+from astro_cnnmass.uncertainty import ood_score_components
 
 KINDS = ("random_field", "uniform_in_R", "ring", "two_peaks", "cold_spike", "velocity_edges")
 
@@ -59,22 +59,17 @@ def draw(kind: str, n: int, rng: np.random.Generator, aperture: float, v_cut: fl
 
 
 def components(est: DynamicalMassEstimator, R, v, offsets, z, res) -> dict[str, np.ndarray]:
-    """Which of the three out-of-domain models flags each cluster (score over threshold > 1)."""
-    from astro_cnnmass.uncertainty import ood_scores
-
-    domain = est.bundle.domain
-    images = res["images"]
+    """Which of the out-of-domain models flags each cluster (its part of the score > 1)."""
     ok = np.isfinite(res["log_mass"])
-    out = {k: np.zeros(offsets.size - 1, dtype=bool) for k in ("embedding", "image", "summary")}
-    out["embedding"][ok] = (ood_scores(est.bundle, images[ok], z[ok])
-                            > ood_threshold(est.bundle))
-    out["image"][ok] = (_image_distance(domain["ood_image"], images[ok])
-                        > domain["ood_image"]["threshold"])
-    if "ood_summary" in domain:
-        s = phase_space_summaries(R, v, offsets, est.cylinder.aperture_mpch,
-                                  est.cylinder.v_cut_kms)
-        d = summary_distances(domain["ood_summary"], res["log_mass"], s)
-        out["summary"] = d > domain["ood_summary"]["threshold"]
+    summaries = phase_space_summaries(R, v, offsets, est.cylinder.aperture_mpch,
+                                      est.cylinder.v_cut_kms)
+    parts = ood_score_components(est.bundle, res["images"][ok], z[ok],
+                                 summaries={k: a[ok] for k, a in summaries.items()},
+                                 log_mass=res["log_mass"][ok])
+    out = {}
+    for name, part in parts.items():
+        out[name] = np.zeros(ok.size, dtype=bool)
+        out[name][ok] = part > 1
     return out
 
 
