@@ -19,8 +19,13 @@ def pytest_configure(config):
     for name in ("Pandas", "h5py", "Matplotlib"):
         PYTEST_HEADER_MODULES.pop(name, None)
     PYTEST_HEADER_MODULES.update(
-        {"astropy": "astropy", "asdf": "asdf", "torch": "torch", "colossus": "colossus",
-         "matplotlib": "matplotlib"}
+        {
+            "astropy": "astropy",
+            "asdf": "asdf",
+            "torch": "torch",
+            "colossus": "colossus",
+            "matplotlib": "matplotlib",
+        }
     )
     from astro_cnnmass import __version__
 

@@ -14,9 +14,10 @@ except ImportError:  # pragma: no cover - only without an install
     __version__ = "0.0.0"
 
 from .classical import MSigmaPowerLaw, evrard_mass, evrard_sigma, velocity_dispersion
-from .estimator import DynamicalMassEstimator, MassEstimate, estimate_mass
+from .estimator import DynamicalMassEstimator, estimate_mass
 from .exceptions import AstroCnnmassWarning, InputError, TooFewGalaxiesError
-from .phase_space import Cylinder, PhaseSpace, phase_space
+from .observe.phase_space import Cylinder, PhaseSpace, phase_space
+from .result import MassEstimate
 
 __all__ = [
     "AstroCnnmassWarning",

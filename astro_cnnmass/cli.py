@@ -22,7 +22,10 @@ import astropy.units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from . import __version__
+try:
+    from ._version import version as __version__
+except ImportError:  # pragma: no cover - only without an install
+    __version__ = "0.0.0"
 from .exceptions import AstroCnnmassWarning, InputError
 
 __all__ = ["build_parser", "main"]
@@ -39,16 +42,21 @@ def _add_estimate(subparsers) -> None:
     p.add_argument("--ra-cl", type=float, help="cluster centre right ascension, deg")
     p.add_argument("--dec-cl", type=float, help="cluster centre declination, deg")
     p.add_argument("--z-cl", type=float, help="cluster redshift (estimated if omitted)")
-    p.add_argument("--cosmology", default="Planck18",
-                   help="astropy built-in cosmology name (default Planck18)")
+    p.add_argument(
+        "--cosmology", default="Planck18", help="astropy built-in cosmology name (default Planck18)"
+    )
     p.add_argument("--ra-column", default="ra")
     p.add_argument("--dec-column", default="dec")
     p.add_argument("--z-column", default="z")
     p.add_argument("--format", default=None, help="table format passed to Table.read")
     p.add_argument("--model", default=None, help="ASDF model file (default: bundled CNN_2D)")
-    p.add_argument("--prior", choices=("flat", "mass_function"), default="flat",
-                   help="prior on log M200c: the training prior (flat, default) or the "
-                   "Tinker08 mass function at the cluster redshift")
+    p.add_argument(
+        "--prior",
+        choices=("flat", "mass_function"),
+        default="flat",
+        help="prior on log M200c: the training prior (flat, default) or the "
+        "Tinker08 mass function at the cluster redshift",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a summary")
     p.set_defaults(func=_run_estimate)
 
@@ -79,13 +87,17 @@ def _run_catalog(args) -> int:
     clusters = Table.read(args.clusters) if args.clusters else None
     estimator = DynamicalMassEstimator.load(args.model)
     table = estimator.estimate_many(
-        members, clusters=clusters, cluster_column=args.cluster_column,
-        cosmology=_cosmology(args.cosmology), progress=not args.no_progress,
+        members,
+        clusters=clusters,
+        cluster_column=args.cluster_column,
+        cosmology=_cosmology(args.cosmology),
+        progress=not args.no_progress,
     )
     table.write(args.out, overwrite=args.overwrite)
     n_ok = int(sum(table["ok"]))
-    print(f"wrote {len(table)} clusters ({n_ok} measured, {len(table) - n_ok} flagged) "
-          f"to {args.out}")
+    print(
+        f"wrote {len(table)} clusters ({n_ok} measured, {len(table) - n_ok} flagged) to {args.out}"
+    )
     return 0
 
 
@@ -128,8 +140,13 @@ def _run_estimate(args) -> int:
         center = SkyCoord(args.ra_cl * u.deg, args.dec_cl * u.deg)
     estimator = DynamicalMassEstimator.load(args.model, prior=args.prior)
     result = estimator.estimate(
-        members, z_cluster=args.z_cl, center=center, cosmology=_cosmology(args.cosmology),
-        ra_column=args.ra_column, dec_column=args.dec_column, z_column=args.z_column,
+        members,
+        z_cluster=args.z_cl,
+        center=center,
+        cosmology=_cosmology(args.cosmology),
+        ra_column=args.ra_column,
+        dec_column=args.dec_column,
+        z_column=args.z_column,
     )
     _print_result(result, args.json)
     return 0
@@ -163,9 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_estimate(subparsers)
     _add_catalog(subparsers)
     _add_demo(subparsers)
-    from .evaluation import add_evaluate_subparser
     from .mocks.cli import add_mocks_subparser
-    from .training import add_train_subparser
+    from .model.commands import add_evaluate_subparser, add_train_subparser
 
     add_mocks_subparser(subparsers)
     add_train_subparser(subparsers)

@@ -1,6 +1,7 @@
 """The dynamical mass estimator: phase space -> cylinder -> KDE image -> CNN -> M200c.
 
-`~astro_cnnmass.DynamicalMassEstimator` wraps a trained `~astro_cnnmass.weights.ModelBundle` (by
+`~astro_cnnmass.DynamicalMassEstimator` wraps a trained
+`~astro_cnnmass.model.bundle.ModelBundle` (by
 default the CNN_2D bundled with the package) and everything needed to use it consistently with its
 training: the cylinder, the feature configuration, the redshift and mass domain, and the M–σ power
 law fitted on the same training mocks. Every result carries the classical cross-checks beside the
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,192 +24,17 @@ from scipy.stats import norm
 
 from .classical import EVRARD08_ALPHA, EVRARD08_SIGMA15, MSUN_H, MSigmaPowerLaw, grouped_std
 from .exceptions import AstroCnnmassWarning, InputError, TooFewGalaxiesError
-from .phase_space import MPC_H, Cylinder, PhaseSpace, phase_space
-from .summary_ood import phase_space_summaries
-from .uncertainty import normalized_ood_scores
+from .observe.phase_space import MPC_H, Cylinder, PhaseSpace, phase_space
+from .result import _KMS, MassEstimate, _row, _rows_to_table
+from .uncertainty.calibration import QUANTILE_LEVELS
+from .uncertainty.ood import normalized_ood_scores
+from .uncertainty.summary_ood import phase_space_summaries
 
-__all__ = [
-    "QUANTILE_LEVELS",
-    "DynamicalMassEstimator",
-    "MassEstimate",
-    "estimate_mass",
-]
+__all__ = ["DynamicalMassEstimator", "estimate_mass"]
 
-_KMS = u.km / u.s
-#: Quantile levels reported with every estimate.
-QUANTILE_LEVELS = (0.05, 0.16, 0.5, 0.84, 0.95)
+
 #: Minimum number of galaxies in the cylinder for any estimate (the KDE needs a covariance).
 MIN_GALAXIES_HARD = 3
-
-
-@dataclass
-class MassEstimate:
-    """The result of a dynamical mass estimate for one cluster.
-
-    Attributes
-    ----------
-    mass : `~astropy.units.Quantity`
-        Point estimate of M200c in Msun/h (the median of the predictive distribution), NaN if
-        the cluster could not be measured.
-    log_mass, log_mass_std : float
-        Centre and width of the predictive distribution of log10 M200c [dex]: the Gaussian
-        mean and standard deviation with the flat prior; the median and half the 16–84 %
-        width of the reweighted posterior with the mass-function prior.
-    mass_interval : tuple of `~astropy.units.Quantity` or None
-        The central 68 % interval (16th, 84th percentiles), Msun/h.
-    quantiles : dict
-        Percentile level (0.05, 0.16, 0.5, 0.84, 0.95) -> M200c Quantity.
-    m_sigma : `~astropy.units.Quantity`
-        M–σ cross-check: the power law fitted on the model's own training mocks, applied to the
-        standard deviation of all cylinder galaxies (as Ho et al. 2019), Msun/h.
-    m_sigma_evrard : `~astropy.units.Quantity`
-        Evrard et al. 2008 dark-matter relation applied to the same σ, Msun/h.
-    sigma_v : `~astropy.units.Quantity`
-        Standard deviation of the cylinder galaxies' velocities, km/s.
-    n_members : int
-        Galaxies inside the cylinder.
-    z_cluster : float
-        Cluster redshift used.
-    flags : tuple of str
-        Warnings about this estimate (see `~astro_cnnmass.DynamicalMassEstimator` for the list).
-    method : str
-        ``'cnn2d'`` (or the bundle's model name) or ``'m_sigma_evrard'`` without a network.
-    phase_space : `~astro_cnnmass.PhaseSpace` or None
-        All input galaxies in phase space.
-    in_cylinder : ndarray of bool or None
-        Which rows of ``phase_space`` are inside the cylinder.
-    image : ndarray or None
-        The KDE image the network saw (axis 0: velocity, axis 1: radius).
-    cylinder : `~astro_cnnmass.Cylinder`
-        The cylinder used.
-    ood_score : float
-        Out-of-domain score in units of the model's thresholds (NaN without a network): the
-        larger of the Mahalanobis distance of the network's embedding and the principal-
-        component distance of the KDE image from the training mocks, each divided by its
-        99th percentile over held-out validation mocks
-        (:func:`astro_cnnmass.uncertainty.normalized_ood_scores`).
-    out_of_distribution : bool
-        True when ``ood_score`` exceeds 1.
-    prior : str
-        ``'flat'`` (the training prior, flat in log M) or ``'mass_function'``.
-    """
-
-    mass: u.Quantity
-    log_mass: float
-    log_mass_std: float
-    mass_interval: tuple[u.Quantity, u.Quantity] | None
-    quantiles: dict[float, u.Quantity]
-    m_sigma: u.Quantity
-    m_sigma_evrard: u.Quantity
-    sigma_v: u.Quantity
-    n_members: int
-    z_cluster: float
-    flags: tuple[str, ...]
-    method: str
-    cylinder: Cylinder
-    phase_space: PhaseSpace | None = None
-    in_cylinder: np.ndarray | None = None
-    image: np.ndarray | None = field(default=None, repr=False)
-    ood_score: float = float("nan")
-    out_of_distribution: bool = False
-    prior: str = "flat"
-    posterior_grid: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
-
-    def samples(self, n: int = 1000, seed: Any = None) -> u.Quantity:
-        """Draws of M200c (Msun/h) from the predictive distribution.
-
-        With the flat prior this is the log-normal of mean ``log_mass`` and width
-        ``log_mass_std``; with the mass-function prior the reweighted posterior on its grid.
-
-        Parameters
-        ----------
-        n : int
-            Number of samples.
-        seed : int or numpy.random.Generator, optional
-            Random seed.
-        """
-        if not (np.isfinite(self.log_mass) and np.isfinite(self.log_mass_std)):
-            raise InputError("this estimate has no predictive distribution to sample")
-        if self.posterior_grid is not None:
-            from .uncertainty import posterior_samples
-
-            grid, pdf = self.posterior_grid
-            log_m = posterior_samples(grid[None, :], pdf[None, :], n, seed)[0]
-        else:
-            rng = np.random.default_rng(seed)
-            log_m = self.log_mass + self.log_mass_std * rng.standard_normal(n)
-        return 10**log_m * MSUN_H
-
-    @property
-    def ok(self) -> bool:
-        """True when a mass was measured (it may still carry warning flags)."""
-        return bool(np.isfinite(self.log_mass))
-
-    def summary(self) -> str:
-        """A readable multi-line summary."""
-        lines = [f"M200c ({self.method}) = {_fmt_mass(self.mass)}"]
-        if self.mass_interval is not None:
-            lo, hi = self.mass_interval
-            lines.append(f"  68% interval: [{_fmt_mass(lo)}, {_fmt_mass(hi)}]")
-            lines.append(f"  log10 M200c = {self.log_mass:.3f} +- {self.log_mass_std:.3f} dex")
-        lines.append(f"M-sigma cross-check (training fit) = {_fmt_mass(self.m_sigma)}")
-        lines.append(f"M-sigma (Evrard et al. 2008)      = {_fmt_mass(self.m_sigma_evrard)}")
-        lines.append(f"sigma_v = {self.sigma_v.to_value(_KMS):.0f} km/s from "
-                     f"{self.n_members} galaxies in the cylinder "
-                     f"(R < {self.cylinder.aperture_mpch:g} Mpc/h, "
-                     f"|v| < {self.cylinder.v_cut_kms:g} km/s), z_cluster = {self.z_cluster:.5f}")
-        if np.isfinite(self.ood_score):
-            lines.append(f"out-of-domain score = {self.ood_score:.2f}"
-                         + (" (OUT OF DISTRIBUTION)" if self.out_of_distribution else ""))
-        lines.append("flags: " + (", ".join(self.flags) if self.flags else "none"))
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dictionary (masses in Msun/h)."""
-        interval = self.mass_interval
-        return {
-            "method": self.method,
-            "mass_msun_h": _val(self.mass),
-            "log_mass": float(self.log_mass),
-            "log_mass_std": float(self.log_mass_std),
-            "mass_interval_msun_h": None if interval is None else [_val(q) for q in interval],
-            "quantiles_msun_h": {str(k): _val(q) for k, q in self.quantiles.items()},
-            "m_sigma_msun_h": _val(self.m_sigma),
-            "m_sigma_evrard_msun_h": _val(self.m_sigma_evrard),
-            "sigma_v_kms": float(self.sigma_v.to_value(_KMS)),
-            "n_members": int(self.n_members),
-            "z_cluster": float(self.z_cluster),
-            "cylinder": self.cylinder.to_dict(),
-            "ood_score": float(self.ood_score),
-            "out_of_distribution": bool(self.out_of_distribution),
-            "prior": self.prior,
-            "flags": list(self.flags),
-        }
-
-    def to_table(self) -> QTable:
-        """The estimate as a one-row QTable.
-
-        The row has the format of the table of
-        `~astro_cnnmass.DynamicalMassEstimator.estimate_many`.
-        """
-        return _rows_to_table([_row(self)])
-
-    def plot(self, fig=None):
-        """Phase-space diagram, KDE image and mass posterior; see `astro_cnnmass.plotting`."""
-        from .plotting import plot_estimate
-
-        return plot_estimate(self, fig=fig)
-
-
-def _val(q: u.Quantity) -> float:
-    return float(q.to_value(MSUN_H))
-
-
-def _fmt_mass(q: u.Quantity) -> str:
-    value = q.to_value(MSUN_H)
-    if not np.isfinite(value):
-        return "nan Msun/h"
-    return f"{value:.3e} Msun/h"
 
 
 class DynamicalMassEstimator:
@@ -217,7 +42,7 @@ class DynamicalMassEstimator:
 
     Parameters
     ----------
-    bundle : `~astro_cnnmass.weights.ModelBundle` or None
+    bundle : `~astro_cnnmass.model.bundle.ModelBundle` or None
         The trained model. ``None`` gives a network-free estimator that answers with the
         Evrard et al. 2008 M–σ relation only (``method='m_sigma_evrard'``); use
         :meth:`load` for the bundled CNN_2D.
@@ -271,7 +96,7 @@ class DynamicalMassEstimator:
             self.method = "m_sigma_evrard"
             self.feature_config = None
         else:
-            from .features import FeatureConfig
+            from .features.config import FeatureConfig
 
             self.cylinder = Cylinder.from_dict(dict(bundle.cylinder))
             self.m_sigma_law = MSigmaPowerLaw.from_dict(dict(bundle.m_sigma))
@@ -294,14 +119,16 @@ class DynamicalMassEstimator:
         prior : {'flat', 'mass_function'}
             Prior on the mass (see the class docstring).
         """
-        from .weights import ModelBundle, bundled_model_path
+        from .model.bundle import ModelBundle, bundled_model_path
 
         bundle = ModelBundle.read(bundled_model_path() if path is None else path)
         return cls(bundle, device=device, prior=prior)
 
     def __repr__(self) -> str:
-        return (f"DynamicalMassEstimator(method={self.method!r}, "
-                f"cylinder=({self.cylinder.aperture}, {self.cylinder.v_cut}))")
+        return (
+            f"DynamicalMassEstimator(method={self.method!r}, "
+            f"cylinder=({self.cylinder.aperture}, {self.cylinder.v_cut}))"
+        )
 
     @property
     def min_galaxies(self) -> int:
@@ -342,8 +169,9 @@ class DynamicalMassEstimator:
         TooFewGalaxiesError
             Fewer than 3 galaxies inside the cylinder.
         """
-        ps = phase_space(members, center=center, z_cluster=z_cluster, cosmology=cosmology,
-                         **phase_space_kwargs)
+        ps = phase_space(
+            members, center=center, z_cluster=z_cluster, cosmology=cosmology, **phase_space_kwargs
+        )
         return self._estimate_one(ps)
 
     def estimate_phase_space(
@@ -376,16 +204,22 @@ class DynamicalMassEstimator:
             )
         R = ps.R.to_value(MPC_H)[inside]
         v = ps.v.to_value(_KMS)[inside]
-        batch = self.predict_packed(R, v, np.array([0, n_in]), np.array([ps.z_cluster]),
-                                    keep_images=True)
+        batch = self.predict_packed(
+            R, v, np.array([0, n_in]), np.array([ps.z_cluster]), keep_images=True
+        )
         flags = list(batch["flags"][0])
         if ps.center_estimated:
             flags.append("center_estimated")
         if ps.z_cluster_estimated:
             flags.append("z_estimated")
         for flag in flags:
-            if flag in ("few_galaxies", "z_outside_training", "mass_at_edge", "kde_undefined",
-                        "out_of_distribution"):
+            if flag in (
+                "few_galaxies",
+                "z_outside_training",
+                "mass_at_edge",
+                "kde_undefined",
+                "out_of_distribution",
+            ):
                 warnings.warn(f"mass estimate flagged: {flag}", AstroCnnmassWarning, stacklevel=3)
         return _estimate_from_batch(batch, 0, self, ps, inside, tuple(flags))
 
@@ -443,40 +277,56 @@ class DynamicalMassEstimator:
         images = None
         valid = counts >= MIN_GALAXIES_HARD
         if self.bundle is not None:
-            from .features import kde_images
+            from .features.kde import kde_images
 
             if keep_images:
                 images = []
             for start in range(0, n_clusters, chunk_size):
                 stop = min(start + chunk_size, n_clusters)
-                o = offsets[start:stop + 1]
-                imgs, ok = kde_images(R_mpch[o[0]:o[-1]], v_kms[o[0]:o[-1]], o - o[0],
-                                      self.feature_config)
+                o = offsets[start : stop + 1]
+                imgs, ok = kde_images(
+                    R_mpch[o[0] : o[-1]], v_kms[o[0] : o[-1]], o - o[0], self.feature_config
+                )
                 ok &= valid[start:stop]
                 if ok.any():
                     predictor = self._get_predictor()
-                    pred = predictor.predict(imgs[ok], z[start:stop][ok],
-                                             return_embeddings=compute_ood)
+                    pred = predictor.predict(
+                        imgs[ok], z[start:stop][ok], return_embeddings=compute_ood
+                    )
                     idx = np.arange(start, stop)[ok]
                     log_mean[idx] = pred["mean"]
                     log_std[idx] = self._calibrated_std(pred["std"])
                     if compute_ood:
                         summaries = None
                         if "ood_summary" in self.domain:  # the only part that reads galaxies
-                            summaries = {k: a[ok] for k, a in phase_space_summaries(
-                                R_mpch[o[0]:o[-1]], v_kms[o[0]:o[-1]], o - o[0],
-                                self.cylinder.aperture_mpch, self.cylinder.v_cut_kms).items()}
+                            summaries = {
+                                k: a[ok]
+                                for k, a in phase_space_summaries(
+                                    R_mpch[o[0] : o[-1]],
+                                    v_kms[o[0] : o[-1]],
+                                    o - o[0],
+                                    self.cylinder.aperture_mpch,
+                                    self.cylinder.v_cut_kms,
+                                ).items()
+                            }
                         ood_score[idx] = normalized_ood_scores(
-                            predictor, imgs[ok], z[start:stop][ok], embeddings=pred["embeddings"],
-                            summaries=summaries, log_mass=pred["mean"],
+                            predictor,
+                            imgs[ok],
+                            z[start:stop][ok],
+                            embeddings=pred["embeddings"],
+                            summaries=summaries,
+                            log_mass=pred["mean"],
                         )
                 valid[start:stop] = ok
                 if keep_images:
                     images.append(imgs)
             if keep_images:
                 images = np.concatenate(images) if images else None
-        log_m_sigma = (self.m_sigma_law.predict_log_mass(sigma) if self.m_sigma_law is not None
-                       else np.full(n_clusters, np.nan))
+        log_m_sigma = (
+            self.m_sigma_law.predict_log_mass(sigma)
+            if self.m_sigma_law is not None
+            else np.full(n_clusters, np.nan)
+        )
         log_m_evrard = _log_evrard_mass(sigma, z)
         if self.bundle is None:
             log_mean = np.where(valid, log_m_evrard, np.nan)
@@ -536,7 +386,7 @@ class DynamicalMassEstimator:
 
     def _get_predictor(self):
         if self._predictor is None:
-            from .inference import Predictor
+            from .model.predictor import Predictor
 
             self._predictor = Predictor(self.bundle, device=self._device)
         return self._predictor
@@ -610,9 +460,15 @@ class DynamicalMassEstimator:
                     warnings.simplefilter("ignore", AstroCnnmassWarning)
                     if len(rows) == 0:
                         raise InputError("no members in the member table")
-                    ps = phase_space(rows, center=center, z_cluster=z_cl, cosmology=cosmology,
-                                     ra_column=ra_column, dec_column=dec_column,
-                                     z_column=z_column)
+                    ps = phase_space(
+                        rows,
+                        center=center,
+                        z_cluster=z_cl,
+                        cosmology=cosmology,
+                        ra_column=ra_column,
+                        dec_column=dec_column,
+                        z_column=z_column,
+                    )
                 phase_spaces.append(ps)
                 errors.append("")
             except InputError as exc:
@@ -658,8 +514,9 @@ class DynamicalMassEstimator:
             est = _estimate_from_batch(batch, i, self, ps, None, tuple(flags))
             row = _row(est)
             row["cluster_id"] = ids[i]
-            row["error"] = errors[i] or ("too few galaxies in the cylinder"
-                                         if "too_few_galaxies" in flags else "")
+            row["error"] = errors[i] or (
+                "too few galaxies in the cylinder" if "too_few_galaxies" in flags else ""
+            )
             rows.append(row)
         return _rows_to_table(rows)
 
@@ -703,10 +560,11 @@ def _estimate_from_batch(batch, i, est: DynamicalMassEstimator, ps, inside, flag
     point = mu
     if np.isfinite(mu) and np.isfinite(sd) and sd > 0:
         if est.prior == "mass_function":
-            from .uncertainty import posterior_quantiles, reweight_to_mass_function
+            from .uncertainty.priors import posterior_quantiles, reweight_to_mass_function
 
-            grid, pdf = reweight_to_mass_function([mu], [sd], [float(ps.z_cluster)],
-                                                  bundle=est.bundle)
+            grid, pdf = reweight_to_mass_function(
+                [mu], [sd], [float(ps.z_cluster)], bundle=est.bundle
+            )
             levels = posterior_quantiles(grid, pdf, QUANTILE_LEVELS)[0]
             posterior = (grid[0], pdf[0])
         else:
@@ -745,49 +603,6 @@ def _estimate_from_batch(batch, i, est: DynamicalMassEstimator, ps, inside, flag
         prior=est.prior,
         posterior_grid=posterior,
     )
-
-
-def _row(est: MassEstimate) -> dict[str, Any]:
-    interval = est.mass_interval or (np.nan * MSUN_H, np.nan * MSUN_H)
-    row = {
-        "cluster_id": "",
-        "ok": est.ok,
-        "mass": est.mass,
-        "mass_lo": interval[0],
-        "mass_hi": interval[1],
-        "log_mass": est.log_mass,
-        "log_mass_std": est.log_mass_std,
-    }
-    for q in QUANTILE_LEVELS:
-        row[f"mass_q{round(q * 100):02d}"] = est.quantiles[q]
-    row.update({
-        "m_sigma": est.m_sigma,
-        "m_sigma_evrard": est.m_sigma_evrard,
-        "sigma_v": est.sigma_v,
-        "n_members": est.n_members,
-        "z_cluster": est.z_cluster,
-        "method": est.method,
-        "ood_score": est.ood_score,
-        "out_of_distribution": est.out_of_distribution,
-        "prior": est.prior,
-        "flags": ",".join(est.flags),
-        "error": "",
-    })
-    return row
-
-
-def _rows_to_table(rows: list[dict[str, Any]]) -> QTable:
-    names = list(rows[0])
-    cols = {}
-    for name in names:
-        values = [r[name] for r in rows]
-        if isinstance(values[0], u.Quantity):
-            cols[name] = u.Quantity(values)
-        else:
-            cols[name] = values
-    table = QTable(cols, names=names)
-    table.meta["mass_definition"] = "M200c"
-    return table
 
 
 def estimate_mass(

@@ -3,13 +3,15 @@
 The package defines two tagged types, following the layout of photutils' ASDF support:
 
 * ``asdf://astro-cnnmass.org/tags/model_bundle-1.0.0`` -- a trained network with everything
-  needed to use it (:class:`astro_cnnmass.weights.ModelBundle`);
+  needed to use it (:class:`astro_cnnmass.model.bundle.ModelBundle`);
 * ``asdf://astro-cnnmass.org/tags/mock_catalog-1.0.0`` -- a catalogue of mock cluster
   observations (:class:`astro_cnnmass.mocks.catalog.MockCatalog`).
 
-The YAML schemas and the manifest live in ``astro_cnnmass/data_spec/`` and are registered with
-asdf through the ``asdf.resource_mappings`` entry point; the converters are registered through the
-``asdf.extensions`` entry point (see ``pyproject.toml``).
+The YAML schemas and the manifest live in the top-level ``data_spec/`` of the source tree, which
+is installed as ``astro_cnnmass/data_spec`` (one copy: a setuptools ``package-dir`` mapping). They
+are registered with asdf through the ``asdf.resource_mappings`` entry point; the converters are
+registered through the ``asdf.extensions`` entry point (see ``pyproject.toml``). The tag URIs
+are in :mod:`astro_cnnmass.tags`.
 """
 
 from __future__ import annotations
@@ -19,36 +21,45 @@ from pathlib import Path
 from asdf.extension import ManifestExtension
 from asdf.resource import DirectoryResourceMapping
 
-__all__ = [
-    "MANIFEST_URI",
-    "MOCK_CATALOG_TAG",
-    "MODEL_BUNDLE_TAG",
-    "SCHEMA_PREFIX",
-    "get_extensions",
-    "get_resource_mappings",
-]
+from .tags import MANIFEST_PREFIX, MANIFEST_URI, SCHEMA_PREFIX
 
-_DATA_SPEC = Path(__file__).parent / "data_spec"
+__all__ = ["data_spec_path", "get_extensions", "get_resource_mappings"]
 
-SCHEMA_PREFIX = "asdf://astro-cnnmass.org/schemas/"
-MANIFEST_PREFIX = "asdf://astro-cnnmass.org/manifests/"
-MANIFEST_URI = MANIFEST_PREFIX + "astro_cnnmass-1.0.0"
-MODEL_BUNDLE_TAG = "asdf://astro-cnnmass.org/tags/model_bundle-1.0.0"
-MOCK_CATALOG_TAG = "asdf://astro-cnnmass.org/tags/mock_catalog-1.0.0"
+
+def data_spec_path() -> Path:
+    """Folder of the package's data specifications (schemas, manifest, column specs).
+
+    In an installed wheel it is ``astro_cnnmass/data_spec``; in a source checkout or an editable
+    install it is the top-level ``data_spec/`` next to the package.
+
+    Raises
+    ------
+    FileNotFoundError
+        If neither exists (a broken installation).
+    """
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "data_spec", here.parent / "data_spec"):
+        if (candidate / "schemas").is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"astro_cnnmass data specifications not found next to {here}: the installation is "
+        "incomplete (reinstall the package)"
+    )
 
 
 def get_resource_mappings() -> list[DirectoryResourceMapping]:
     """Resource mappings that make the package's schemas and manifest known to asdf."""
+    spec = data_spec_path()
     return [
-        DirectoryResourceMapping(_DATA_SPEC / "schemas", SCHEMA_PREFIX),
-        DirectoryResourceMapping(_DATA_SPEC / "manifests", MANIFEST_PREFIX),
+        DirectoryResourceMapping(spec / "schemas", SCHEMA_PREFIX),
+        DirectoryResourceMapping(spec / "manifests", MANIFEST_PREFIX),
     ]
 
 
 def get_extensions() -> list[ManifestExtension]:
     """The package's ASDF extension (converters for ModelBundle and MockCatalog)."""
     from .mocks.catalog import MockCatalogConverter
-    from .weights import ModelBundleConverter
+    from .model.bundle import ModelBundleConverter
 
     return [
         ManifestExtension.from_uri(

@@ -22,10 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-from astro_cnnmass.evaluation import evaluate_model
 from astro_cnnmass.mocks import MockConfig, generate_catalog
 from astro_cnnmass.mocks.variants import GENERATOR_VARIANTS, VARIANT_SEED_OFFSETS
-from astro_cnnmass.weights import ModelBundle, bundled_model_path
+from astro_cnnmass.model.bundle import ModelBundle, bundled_model_path
+from astro_cnnmass.model.evaluation import evaluate_model
 
 #: Seed of scripts/build_default_model.py; its held-out test mocks use BUILD_SEED + 1 and the
 #: variant catalogues BUILD_SEED + VARIANT_SEED_OFFSETS[name].
@@ -63,12 +63,24 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="ASDF model (default: the bundled CNN_2D)")
     p.add_argument("--test-mocks", default=None, help="an existing held-out MockCatalog")
-    p.add_argument("--test-hosts", type=int, default=None,
-                   help="hosts to generate (default 2400, or 600 with --variant)")
-    p.add_argument("--variant", choices=sorted(GENERATOR_VARIANTS), default=None,
-                   help="generate the test mocks with this other generator set-up")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seed of the generated mocks (default: that of the build script)")
+    p.add_argument(
+        "--test-hosts",
+        type=int,
+        default=None,
+        help="hosts to generate (default 2400, or 600 with --variant)",
+    )
+    p.add_argument(
+        "--variant",
+        choices=sorted(GENERATOR_VARIANTS),
+        default=None,
+        help="generate the test mocks with this other generator set-up",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the generated mocks (default: that of the build script)",
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", default="runs/accuracy")
     args = p.parse_args(argv)
@@ -87,8 +99,14 @@ def main(argv: list[str] | None = None) -> int:
             seed, n_hosts = BUILD_SEED + VARIANT_SEED_OFFSETS[args.variant], 600
         seed = seed if args.seed is None else args.seed
         n_hosts = n_hosts if args.test_hosts is None else args.test_hosts
-        test = generate_catalog(n_hosts, seed=seed, lines_of_sight=3, config=config,
-                                workers=args.workers, progress=False)
+        test = generate_catalog(
+            n_hosts,
+            seed=seed,
+            lines_of_sight=3,
+            config=config,
+            workers=args.workers,
+            progress=False,
+        )
     model_path = Path(args.model) if args.model else bundled_model_path()
     bundle = ModelBundle.read(model_path)
     name = str(bundle.network_config.get("arch", "model"))
@@ -96,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "model": str(model_path),
         "test_mocks": {
-            "n": int(test.n_clusters), "variant": args.variant or "default",
-            "source": args.test_mocks or "generated", "meta_seed": test.meta.get("seed"),
+            "n": int(test.n_clusters),
+            "variant": args.variant or "default",
+            "source": args.test_mocks or "generated",
+            "meta_seed": test.meta.get("seed"),
         },
         "mass_range_log10": [14.0, 15.0],
         name: summarize(metrics["models"][name]),

@@ -10,7 +10,7 @@ Synthetic clusters (fixed seed): Poisson-distributed galaxy numbers (mean ``--me
 default), projected radii uniform in area inside the aperture and Gaussian velocities (a few
 beyond v_cut) with a dispersion drawn from a flat log-mass prior, stored as float32 packed arrays
 like a `MockCatalog`. Each run goes end to end through
-:func:`astro_cnnmass.streaming.estimate_catalog` (cylinder cut per chunk, KDE images, network,
+:func:`astro_cnnmass.batch.streaming.estimate_catalog` (cylinder cut per chunk, KDE images, network,
 M–σ cross-checks, flags, output QTable). A second pass over the same chunks times the KDE images
 and the network separately. Peak memory: ``tracemalloc`` (numpy/Python allocations, in a third,
 separately timed pass) and the process's maximum resident set size so far (``ru_maxrss``; sizes
@@ -18,7 +18,7 @@ run in increasing order, so it is the peak up to and including that size).
 
 The model is the bundled ``astro_cnnmass/data/cnn2d_default.asdf`` (a 5-member ensemble with its
 out-of-domain models), ``--model FILE``, or with ``--untrained`` one freshly initialised member
-without out-of-domain models (:func:`astro_cnnmass.weights.untrained_bundle`; the cost of the
+without out-of-domain models (:func:`astro_cnnmass.model.bundle.untrained_bundle`; the cost of the
 bare network path). Features are built on the CPU; ``--device`` moves the network.
 """
 
@@ -37,11 +37,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from astro_cnnmass.batch.streaming import DEFAULT_CHUNK_SIZE, estimate_catalog, iter_chunks
 from astro_cnnmass.estimator import DynamicalMassEstimator
-from astro_cnnmass.features import kde_images
-from astro_cnnmass.phase_space import cylinder_mask
-from astro_cnnmass.streaming import DEFAULT_CHUNK_SIZE, estimate_catalog, iter_chunks
-from astro_cnnmass.weights import bundled_model_path, untrained_bundle
+from astro_cnnmass.features.kde import kde_images
+from astro_cnnmass.model.bundle import bundled_model_path, untrained_bundle
+from astro_cnnmass.observe.phase_space import cylinder_mask
 
 
 def synthetic_catalog(n: int, mean: float = 50.0, seed: int = 0):
@@ -59,16 +59,20 @@ def synthetic_catalog(n: int, mean: float = 50.0, seed: int = 0):
     return R, v, offsets, z
 
 
-def load_estimator(device: str, model: str | None, untrained: bool = False
-                   ) -> tuple[DynamicalMassEstimator, str]:
+def load_estimator(
+    device: str, model: str | None, untrained: bool = False
+) -> tuple[DynamicalMassEstimator, str]:
     if untrained:
-        return (DynamicalMassEstimator(untrained_bundle(), device=device),
-                "untrained CNN_2D bundle (default architecture, one member, random weights, "
-                "no out-of-domain model)")
+        return (
+            DynamicalMassEstimator(untrained_bundle(), device=device),
+            "untrained CNN_2D bundle (default architecture, one member, random weights, "
+            "no out-of-domain model)",
+        )
     if model is not None:
         return DynamicalMassEstimator.load(model, device=device), f"file: {model}"
-    return DynamicalMassEstimator.load(bundled_model_path(), device=device), \
-        f"bundled: {bundled_model_path().name}"
+    return DynamicalMassEstimator.load(
+        bundled_model_path(), device=device
+    ), f"bundled: {bundled_model_path().name}"
 
 
 def _sync(device: str) -> None:
@@ -128,22 +132,33 @@ def run_size(est, n: int, args) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, nargs="+", default=[1000, 10000],
-                   help="catalogue sizes (clusters), run in increasing order")
+    p.add_argument(
+        "--n",
+        type=int,
+        nargs="+",
+        default=[1000, 10000],
+        help="catalogue sizes (clusters), run in increasing order",
+    )
     p.add_argument("--mean", type=float, default=50.0, help="mean galaxies per cluster")
     p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
     p.add_argument("--device", default="cpu", help="cpu or cuda[:k] (network)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--repeat", type=int, default=1, help="timed runs per size (best kept)")
     p.add_argument("--model", default=None, help="model bundle (ASDF); default: the bundled one")
-    p.add_argument("--untrained", action="store_true",
-                   help="one untrained member, no out-of-domain models (bare network cost)")
+    p.add_argument(
+        "--untrained",
+        action="store_true",
+        help="one untrained member, no out-of-domain models (bare network cost)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-tracemalloc", action="store_true")
     args = p.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        result = {"benchmark": "inference", "device": args.device,
-                  "skipped": "no CUDA device available"}
+        result = {
+            "benchmark": "inference",
+            "device": args.device,
+            "skipped": "no CUDA device available",
+        }
         print(json.dumps(result, indent=2))
         return result
     torch.set_num_threads(args.threads)
@@ -156,8 +171,11 @@ def main(argv: list[str] | None = None) -> dict:
         "what": "end-to-end packed phase-space arrays -> CNN_2D masses (estimate_catalog)",
         "model": model,
         "device": args.device,
-        "device_name": (torch.cuda.get_device_name(args.device)
-                        if args.device.startswith("cuda") else platform.processor() or "cpu"),
+        "device_name": (
+            torch.cuda.get_device_name(args.device)
+            if args.device.startswith("cuda")
+            else platform.processor() or "cpu"
+        ),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "chunk_size": args.chunk_size,

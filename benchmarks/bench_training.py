@@ -19,9 +19,9 @@ import time
 import numpy as np
 import torch
 
-from astro_cnnmass.networks import default_network_config
-from astro_cnnmass.training import fit_networks
-from astro_cnnmass.weights import _resolve_device
+from astro_cnnmass.model.bundle import _resolve_device
+from astro_cnnmass.model.networks import default_network_config
+from astro_cnnmass.model.training import fit_networks
 
 
 def synthetic_images(n: int, arch: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -57,16 +57,26 @@ def main(argv: list[str] | None = None) -> dict:
         x, y = synthetic_images(n, args.model)
         t0 = time.perf_counter()
         _, hist = fit_networks(
-            x, np.zeros(n), y, cfg, epochs=args.epochs, batch_size=args.batch_size,
-            seed=0, device=args.device, progress=False, patience=None,
+            x,
+            np.zeros(n),
+            y,
+            cfg,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=0,
+            device=args.device,
+            progress=False,
+            patience=None,
         )
         total = time.perf_counter() - t0
-        results.append({
-            "n_samples": n,
-            "seconds_per_epoch": total / args.epochs,
-            "microseconds_per_sample_epoch": 1e6 * total / args.epochs / n,
-            "final_train_loss": hist[0]["train_loss"][-1],
-        })
+        results.append(
+            {
+                "n_samples": n,
+                "seconds_per_epoch": total / args.epochs,
+                "microseconds_per_sample_epoch": 1e6 * total / args.epochs / n,
+                "final_train_loss": hist[0]["train_loss"][-1],
+            }
+        )
     report = {
         "benchmark": "training",
         "model": args.model,

@@ -32,9 +32,9 @@ import time
 import numpy as np
 
 from astro_cnnmass.estimator import DynamicalMassEstimator
-from astro_cnnmass.features import pack
-from astro_cnnmass.summary_ood import phase_space_summaries
-from astro_cnnmass.uncertainty import ood_score_components
+from astro_cnnmass.features.config import pack
+from astro_cnnmass.uncertainty.ood import ood_score_components
+from astro_cnnmass.uncertainty.summary_ood import phase_space_summaries
 
 KINDS = ("random_field", "uniform_in_R", "ring", "two_peaks", "cold_spike", "velocity_edges")
 
@@ -49,8 +49,9 @@ def draw(kind: str, n: int, rng: np.random.Generator, aperture: float, v_cut: fl
     if kind == "ring":
         return rng.uniform(0.9 * aperture, aperture, n), rng.normal(0, 600, n)
     if kind == "two_peaks":
-        return R, np.concatenate([rng.normal(-1500, 150, n // 2),
-                                  rng.normal(1500, 150, n - n // 2)])
+        return R, np.concatenate(
+            [rng.normal(-1500, 150, n // 2), rng.normal(1500, 150, n - n // 2)]
+        )
     if kind == "cold_spike":
         return R, rng.normal(0, 40, n)
     if kind == "velocity_edges":
@@ -61,11 +62,16 @@ def draw(kind: str, n: int, rng: np.random.Generator, aperture: float, v_cut: fl
 def components(est: DynamicalMassEstimator, R, v, offsets, z, res) -> dict[str, np.ndarray]:
     """Which of the out-of-domain models flags each cluster (its part of the score > 1)."""
     ok = np.isfinite(res["log_mass"])
-    summaries = phase_space_summaries(R, v, offsets, est.cylinder.aperture_mpch,
-                                      est.cylinder.v_cut_kms)
-    parts = ood_score_components(est.bundle, res["images"][ok], z[ok],
-                                 summaries={k: a[ok] for k, a in summaries.items()},
-                                 log_mass=res["log_mass"][ok])
+    summaries = phase_space_summaries(
+        R, v, offsets, est.cylinder.aperture_mpch, est.cylinder.v_cut_kms
+    )
+    parts = ood_score_components(
+        est.bundle,
+        res["images"][ok],
+        z[ok],
+        summaries={k: a[ok] for k, a in summaries.items()},
+        log_mass=res["log_mass"][ok],
+    )
     out = {}
     for name, part in parts.items():
         out[name] = np.zeros(ok.size, dtype=bool)
@@ -89,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     for kind in KINDS:
         rows = {}
         for n in args.n:
-            Rs, vs = zip(*(draw(kind, n, rng, aperture, v_cut) for _ in range(args.draws)),
-                         strict=True)
+            Rs, vs = zip(
+                *(draw(kind, n, rng, aperture, v_cut) for _ in range(args.draws)), strict=True
+            )
             R, v, offsets = pack(Rs, vs)
             z = rng.uniform(0.02, 0.25, args.draws)
             res = est.predict_packed(R, v, offsets, z, keep_images=True)
@@ -102,16 +109,19 @@ def main(argv: list[str] | None = None) -> int:
             }
         result["kinds"][kind] = rows
     if args.hosts:
+        from astro_cnnmass.batch.streaming import estimate_catalog
         from astro_cnnmass.mocks import generate_catalog
-        from astro_cnnmass.streaming import estimate_catalog
 
         cat = generate_catalog(args.hosts, seed=args.seed, lines_of_sight=3, progress=False)
         tab = estimate_catalog(est, cat, as_table=False)
         log_m = np.asarray(cat.clusters["log_m200c"])
         score = np.asarray(tab["ood_score"])
         sel = (log_m > 14) & (log_m < 15) & np.isfinite(score)
-        result["ordinary_mocks"] = {"n": int(sel.sum()), "seed": args.seed,
-                                    "flagged": float(np.mean(score[sel] > 1))}
+        result["ordinary_mocks"] = {
+            "n": int(sel.sum()),
+            "seed": args.seed,
+            "flagged": float(np.mean(score[sel] > 1)),
+        }
     result["wall_s"] = time.time() - t0
     print(json.dumps(result, indent=2))
     return 0

@@ -29,13 +29,13 @@ DEV_SEED = 99991
 
 
 def main(argv: list[str] | None = None) -> int:
-    from astro_cnnmass.evaluation import interval_coverage
-    from astro_cnnmass.features import FeatureConfig
-    from astro_cnnmass.inference import Predictor
+    from astro_cnnmass.features.config import FeatureConfig
     from astro_cnnmass.mocks import generate_catalog
-    from astro_cnnmass.training import prepare_features
-    from astro_cnnmass.uncertainty import fit_std_calibration
-    from astro_cnnmass.weights import ModelBundle, bundled_model_path
+    from astro_cnnmass.model.bundle import ModelBundle, bundled_model_path
+    from astro_cnnmass.model.metrics import interval_coverage
+    from astro_cnnmass.model.predictor import Predictor
+    from astro_cnnmass.model.samples import prepare_features
+    from astro_cnnmass.uncertainty.calibration import fit_std_calibration
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None)
@@ -57,8 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     scale = float(bundle.target_scaling.get("calibration", {}).get("std_scale", 1.0))
     half = prep["host_id"][sel] % 2 == 0  # fit the scale on even hosts, measure on odd ones
-    out: dict = {"n_clusters": int(sel.sum()), "dev_seed": args.seed,
-                 "n_fit": int(half.sum()), "n_measured": int((~half).sum()), "methods": {}}
+    out: dict = {
+        "n_clusters": int(sel.sum()),
+        "dev_seed": args.seed,
+        "n_fit": int(half.sum()),
+        "n_measured": int((~half).sum()),
+        "methods": {},
+    }
     for name, pred in methods.items():
         t0 = time.perf_counter()
         res = pred.predict(images, z)

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-from astro_cnnmass.evaluation import evaluate_model
 from astro_cnnmass.mocks import MockConfig, generate_catalog
 from astro_cnnmass.mocks.catalog import MockCatalog
 from astro_cnnmass.mocks.variants import (
@@ -40,8 +39,9 @@ from astro_cnnmass.mocks.variants import (
     TRAINING_OVERRIDES,
     VARIANT_SEED_OFFSETS,
 )
-from astro_cnnmass.training import train_model
-from astro_cnnmass.weights import ModelBundle, bundled_model_path
+from astro_cnnmass.model.bundle import ModelBundle, bundled_model_path
+from astro_cnnmass.model.evaluation import evaluate_model
+from astro_cnnmass.model.training import train_model
 
 
 def _log(msg: str) -> None:
@@ -53,8 +53,16 @@ def _mocks(path: Path, n_hosts: int, seed: int, workers: int, config=None) -> Mo
         _log(f"reusing {path}")
         return MockCatalog.read(path)
     _log(f"generating {n_hosts} hosts x 3 LOS -> {path}")
-    return generate_catalog(n_hosts, seed=seed, lines_of_sight=3, prior="flat",
-                            workers=workers, out=path, config=config, progress=False)
+    return generate_catalog(
+        n_hosts,
+        seed=seed,
+        lines_of_sight=3,
+        prior="flat",
+        workers=workers,
+        out=path,
+        config=config,
+        progress=False,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,21 +76,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--patience", type=int, default=10)
-    p.add_argument("--subsampled", type=int, default=1,
-                   help="thinned copies of every training image (sampling augmentation)")
-    p.add_argument("--subsample-min", type=float, default=0.5,
-                   help="smallest fraction of galaxies kept in a thinned copy")
+    p.add_argument(
+        "--subsampled",
+        type=int,
+        default=1,
+        help="thinned copies of every training image (sampling augmentation)",
+    )
+    p.add_argument(
+        "--subsample-min",
+        type=float,
+        default=0.5,
+        help="smallest fraction of galaxies kept in a thinned copy",
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--skip-cnn1d", action="store_true")
     p.add_argument("--skip-variants", action="store_true")
-    p.add_argument("--install", action="store_true",
-                   help="copy the CNN_2D bundle to astro_cnnmass/data/cnn2d_default.asdf")
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help="copy the CNN_2D bundle to astro_cnnmass/data/cnn2d_default.asdf",
+    )
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    train = _mocks(out / "train_mocks.asdf", args.train_hosts, args.seed, args.workers,
-                   config=MockConfig().replace(**TRAINING_OVERRIDES))
+    train = _mocks(
+        out / "train_mocks.asdf",
+        args.train_hosts,
+        args.seed,
+        args.workers,
+        config=MockConfig().replace(**TRAINING_OVERRIDES),
+    )
     test = _mocks(out / "test_mocks.asdf", args.test_hosts, args.seed + 1, args.workers)
     timings = {"mocks_s": time.time() - t0}
 
@@ -97,29 +121,47 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _log(f"training {kind}")
             models[kind] = train_model(
-                train, model=kind, head="gaussian", n_ensemble=n_ensemble,
-                epochs=args.epochs, batch_size=args.batch_size, patience=args.patience,
-                n_subsampled=args.subsampled, subsample_fraction=(args.subsample_min, 1.0),
-                seed=args.seed, progress=False, command=command,
+                train,
+                model=kind,
+                head="gaussian",
+                n_ensemble=n_ensemble,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                patience=args.patience,
+                n_subsampled=args.subsampled,
+                subsample_fraction=(args.subsample_min, 1.0),
+                seed=args.seed,
+                progress=False,
+                command=command,
             )
             models[kind].write(path)
         timings[f"train_{kind}_s"] = time.time() - t1
 
     _log("evaluating on the held-out test mocks")
     names = list(models)
-    metrics = evaluate_model([models[n] for n in names], test, out / "evaluation",
-                             seed=args.seed, names=names)
+    metrics = evaluate_model(
+        [models[n] for n in names], test, out / "evaluation", seed=args.seed, names=names
+    )
     report = {"test": metrics, "timings": timings}
     if not args.skip_variants:
         report["variants"] = {}
         for name, overrides in GENERATOR_VARIANTS.items():
             cfg = MockConfig().replace(**overrides)
-            cat = _mocks(out / f"variant_{name}.asdf", args.variant_hosts,
-                         args.seed + VARIANT_SEED_OFFSETS[name], args.workers, config=cfg)
+            cat = _mocks(
+                out / f"variant_{name}.asdf",
+                args.variant_hosts,
+                args.seed + VARIANT_SEED_OFFSETS[name],
+                args.workers,
+                config=cfg,
+            )
             _log(f"evaluating on variant {name}")
             report["variants"][name] = evaluate_model(
-                [models["cnn2d"]], cat, out / f"variant_{name}", seed=args.seed,
-                names=["cnn2d"], robustness_fraction=0.0,
+                [models["cnn2d"]],
+                cat,
+                out / f"variant_{name}",
+                seed=args.seed,
+                names=["cnn2d"],
+                robustness_fraction=0.0,
             )
     (out / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
     _log(f"report written to {out / 'report.json'}")

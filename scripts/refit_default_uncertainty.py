@@ -5,7 +5,7 @@ The networks of ``astro_cnnmass/data/cnn2d_default.asdf`` were trained by
 the validation clusters 0.5 dex inside the training range, and the embedding, image and summary
 out-of-domain models) changed after that. This script regenerates the same training mocks (the
 build script's seed and settings), rebuilds the same training / validation split and refits
-that layer with :func:`astro_cnnmass.training.refit_uncertainty`, exactly as ``train_model``
+that layer with :func:`astro_cnnmass.model.calibrate.refit_uncertainty`, exactly as ``train_model``
 now does; the point estimates do not change. A fresh ``build_default_model.py`` run gives the
 same result directly.
 
@@ -25,18 +25,20 @@ from pathlib import Path
 from astro_cnnmass.mocks import MockConfig, generate_catalog
 from astro_cnnmass.mocks.catalog import MockCatalog
 from astro_cnnmass.mocks.variants import TRAINING_OVERRIDES
-from astro_cnnmass.training import refit_uncertainty
-from astro_cnnmass.weights import ModelBundle, bundled_model_path
+from astro_cnnmass.model.bundle import ModelBundle, bundled_model_path
+from astro_cnnmass.model.calibrate import refit_uncertainty
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/default", help="working directory")
-    p.add_argument("--model", default=None,
-                   help="bundle to refit (default: the bundled model)")
+    p.add_argument("--model", default=None, help="bundle to refit (default: the bundled model)")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--install", action="store_true",
-                   help="copy the result to astro_cnnmass/data/cnn2d_default.asdf")
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help="copy the result to astro_cnnmass/data/cnn2d_default.asdf",
+    )
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -50,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         # the build script's training mocks: its seed, host count and overrides
         n_hosts = int(training["generator"]["n_hosts"])
         catalog = generate_catalog(
-            n_hosts, seed=int(training["seed"]), lines_of_sight=3, prior="flat",
-            workers=args.workers, out=mocks, config=MockConfig().replace(**TRAINING_OVERRIDES),
+            n_hosts,
+            seed=int(training["seed"]),
+            lines_of_sight=3,
+            prior="flat",
+            workers=args.workers,
+            out=mocks,
+            config=MockConfig().replace(**TRAINING_OVERRIDES),
             progress=False,
         )
     t1 = time.time()
@@ -60,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     path = refitted.write(out / f"{arch}_refit.asdf")
     summary = {
         "calibration": refitted.metrics["calibration"],
-        "ood_thresholds": {k: refitted.domain[k]["threshold"]
-                           for k in ("ood", "ood_image", "ood_summary") if k in refitted.domain},
+        "ood_thresholds": {
+            k: refitted.domain[k]["threshold"]
+            for k in ("ood", "ood_image", "ood_summary")
+            if k in refitted.domain
+        },
         "mocks_s": t1 - t0,
         "refit_s": time.time() - t1,
     }

@@ -16,7 +16,7 @@ from astro_cnnmass.classical import (
     shifting_gapper,
     velocity_dispersion,
 )
-from astro_cnnmass.phase_space import MPC_H
+from astro_cnnmass.observe.phase_space import MPC_H
 
 KMS = u.km / u.s
 

@@ -1,4 +1,4 @@
-"""Tests of astro_cnnmass.distributed on a local two-worker dask.distributed cluster."""
+"""Tests of astro_cnnmass.batch.distributed on a local two-worker dask.distributed cluster."""
 
 import sys
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from test_streaming import packed_clusters, tiny_bundle
 
+from astro_cnnmass.batch.streaming import estimate_catalog
 from astro_cnnmass.estimator import DynamicalMassEstimator
-from astro_cnnmass.streaming import estimate_catalog
 
 dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
@@ -21,9 +21,14 @@ FLOAT_KEYS = ("log_mass", "log_mass_std", "sigma_v", "m_sigma", "m_sigma_evrard"
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  protocol="tcp",
-                                  host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as cluster:
         with distributed.Client(cluster) as c:
             yield c
 
@@ -39,8 +44,10 @@ def catalog():
 
 
 def _records(R, v, offsets, z, ids):
-    return [(ids[i], R[offsets[i]:offsets[i + 1]], v[offsets[i]:offsets[i + 1]], z[i])
-            for i in range(offsets.size - 1)]
+    return [
+        (ids[i], R[offsets[i] : offsets[i + 1]], v[offsets[i] : offsets[i + 1]], z[i])
+        for i in range(offsets.size - 1)
+    ]
 
 
 def _assert_same(tab, ref):
@@ -52,7 +59,7 @@ def _assert_same(tab, ref):
 
 
 def test_bag_equals_serial(client, estimator, catalog):
-    from astro_cnnmass.distributed import estimate_many_dask
+    from astro_cnnmass.batch.distributed import estimate_many_dask
 
     assert distributed.default_client() is client  # the computation runs on the two workers
     R, v, offsets, z = catalog
@@ -65,20 +72,28 @@ def test_bag_equals_serial(client, estimator, catalog):
 
 
 def test_bag_of_dicts_and_precut_cylinder(client, estimator, catalog):
-    from astro_cnnmass.distributed import estimate_many_dask
-    from astro_cnnmass.streaming import iter_chunks
+    from astro_cnnmass.batch.distributed import estimate_many_dask
+    from astro_cnnmass.batch.streaming import iter_chunks
 
     R, v, offsets, z = catalog
     (cut,) = iter_chunks(R, v, offsets, 240, cylinder=estimator.cylinder)
-    serial = estimate_catalog(estimator, (cut.R, cut.v, cut.offsets, z), chunk_size=120,
-                              cylinder_already_applied=True)
-    recs = [{"cluster_id": i, "R": r, "v": w, "z": zz}
-            for i, r, w, zz in _records(cut.R, cut.v, cut.offsets, z, list(range(240)))]
-    tab = estimate_many_dask(estimator, db.from_sequence(recs, npartitions=2),
-                             cylinder_already_applied=True)
+    serial = estimate_catalog(
+        estimator, (cut.R, cut.v, cut.offsets, z), chunk_size=120, cylinder_already_applied=True
+    )
+    recs = [
+        {"cluster_id": i, "R": r, "v": w, "z": zz}
+        for i, r, w, zz in _records(cut.R, cut.v, cut.offsets, z, list(range(240)))
+    ]
+    tab = estimate_many_dask(
+        estimator, db.from_sequence(recs, npartitions=2), cylinder_already_applied=True
+    )
     _assert_same(tab, serial)
-    lazy = estimate_many_dask(estimator, db.from_sequence(recs[:3], npartitions=1),
-                              cylinder_already_applied=True, compute=False)
+    lazy = estimate_many_dask(
+        estimator,
+        db.from_sequence(recs[:3], npartitions=1),
+        cylinder_already_applied=True,
+        compute=False,
+    )
     assert isinstance(lazy, db.Bag)
     assert [r["cluster_id"] for r in lazy.compute()] == [0, 1, 2]
 
@@ -86,14 +101,15 @@ def test_bag_of_dicts_and_precut_cylinder(client, estimator, catalog):
 def test_dataframe_equals_serial(client, estimator, catalog):
     pd = pytest.importorskip("pandas")
     dd = pytest.importorskip("dask.dataframe")
-    from astro_cnnmass.distributed import estimate_many_dask
+    from astro_cnnmass.batch.distributed import estimate_many_dask
 
     R, v, offsets, z = catalog
     counts = np.diff(offsets)
     keep = counts > 0  # a cluster without galaxies has no row in a galaxy table
     serial = estimate_catalog(estimator, catalog, chunk_size=240)[keep]
-    frame = pd.DataFrame({"cluster_id": np.repeat(np.arange(240), counts), "R": R, "v": v,
-                          "z": np.repeat(z, counts)})
+    frame = pd.DataFrame(
+        {"cluster_id": np.repeat(np.arange(240), counts), "R": R, "v": v, "z": np.repeat(z, counts)}
+    )
     ddf = dd.from_pandas(frame.set_index("cluster_id"), npartitions=2, sort=True)
     assert ddf.known_divisions
     tab = estimate_many_dask(estimator, ddf)
@@ -103,12 +119,13 @@ def test_dataframe_equals_serial(client, estimator, catalog):
     tab2 = estimate_many_dask(estimator, dd.from_pandas(frame, npartitions=3))
     order = np.argsort(np.asarray(tab2["cluster_id"]))
     for key in ("log_mass", "sigma_v", "m_sigma_evrard"):
-        np.testing.assert_allclose(np.asarray(tab2[key])[order], np.asarray(serial[key]),
-                                   rtol=1e-6, err_msg=key)
+        np.testing.assert_allclose(
+            np.asarray(tab2[key])[order], np.asarray(serial[key]), rtol=1e-6, err_msg=key
+        )
 
 
 def test_generate_catalog_dask_equals_serial(client, tmp_path):
-    from astro_cnnmass.distributed import generate_catalog_dask
+    from astro_cnnmass.batch.distributed import generate_catalog_dask
     from astro_cnnmass.mocks import generate_catalog
 
     serial = generate_catalog(4, seed=7, lines_of_sight=1, progress=False)
@@ -119,14 +136,15 @@ def test_generate_catalog_dask_equals_serial(client, tmp_path):
         np.testing.assert_array_equal(par.galaxy_columns[key], col, err_msg=key)
     for key, col in serial.clusters.items():
         np.testing.assert_array_equal(par.clusters[key], col, err_msg=key)
-    on_disk = generate_catalog_dask(4, seed=7, lines_of_sight=1, client=client, n_chunks=2,
-                                    out=tmp_path / "m.asdf")
+    on_disk = generate_catalog_dask(
+        4, seed=7, lines_of_sight=1, client=client, n_chunks=2, out=tmp_path / "m.asdf"
+    )
     with on_disk:
         np.testing.assert_array_equal(on_disk.R, serial.R)
 
 
 def test_missing_dask_gives_install_hint(monkeypatch):
-    from astro_cnnmass import distributed as mod
+    from astro_cnnmass.batch import distributed as mod
 
     monkeypatch.setitem(sys.modules, "dask", None)
     with pytest.raises(ImportError, match=r"pip install astro_cnnmass\[dask\]"):
@@ -136,7 +154,7 @@ def test_missing_dask_gives_install_hint(monkeypatch):
 
 
 def test_rejects_other_collections(estimator):
-    from astro_cnnmass.distributed import estimate_many_dask
+    from astro_cnnmass.batch.distributed import estimate_many_dask
     from astro_cnnmass.exceptions import InputError
 
     pytest.importorskip("dask.dataframe")

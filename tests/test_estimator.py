@@ -11,8 +11,8 @@ from astro_cnnmass.classical import MSUN_H
 from astro_cnnmass.datasets import load_example_cluster
 from astro_cnnmass.exceptions import AstroCnnmassWarning
 from astro_cnnmass.mocks import MockConfig, generate_catalog
-from astro_cnnmass.phase_space import MPC_H, phase_space
-from astro_cnnmass.weights import ModelFileError
+from astro_cnnmass.model.bundle import ModelFileError
+from astro_cnnmass.observe.phase_space import MPC_H, phase_space
 
 KMS = u.km / u.s
 
@@ -28,8 +28,7 @@ def seeded_mocks():
     cats = []
     for k, logm in enumerate((14.2, 14.6, 15.0)):
         cfg = MockConfig().replace(log_m_range=(logm - 0.02, logm + 0.02), z_range=(0.05, 0.15))
-        cats.append(generate_catalog(2, seed=777 + k, lines_of_sight=3, config=cfg,
-                                     progress=False))
+        cats.append(generate_catalog(2, seed=777 + k, lines_of_sight=3, config=cfg, progress=False))
     return cats
 
 
@@ -68,7 +67,7 @@ def test_interval_and_quantiles_are_ordered(estimator, seeded_mocks):
 
 def test_intervals_cover_fresh_mocks_at_their_nominal_rates(estimator):
     # 150 new hosts x 3 lines of sight from the default generator, a seed never trained on
-    from astro_cnnmass.streaming import estimate_catalog
+    from astro_cnnmass.batch.streaming import estimate_catalog
 
     cat = generate_catalog(150, seed=8128, lines_of_sight=3, progress=False)
     out = estimate_catalog(estimator, cat, as_table=False)
@@ -85,7 +84,8 @@ def test_mass_function_prior_pulls_a_massive_cluster_down(seeded_mocks):
     R, v, _ = seeded_mocks[2].galaxies(0)
     flat = DynamicalMassEstimator.load().estimate_phase_space(R * MPC_H, v * KMS, z_cluster=0.1)
     hmf = DynamicalMassEstimator.load(prior="mass_function").estimate_phase_space(
-        R * MPC_H, v * KMS, z_cluster=0.1)
+        R * MPC_H, v * KMS, z_cluster=0.1
+    )
     assert hmf.prior == "mass_function"
     assert hmf.mass < flat.mass
 
@@ -101,8 +101,9 @@ def test_batched_and_single_paths_give_identical_masses(estimator, seeded_mocks)
         singles.append(estimator.estimate_phase_space(R * MPC_H, v * KMS, z_cluster=z))
         phase_spaces.append(phase_space(R=R * MPC_H, v=v * KMS, z_cluster=z))
     table = estimator.estimate_phase_spaces(phase_spaces)
-    np.testing.assert_array_equal(table["mass"].to_value(MSUN_H),
-                                  [s.mass.to_value(MSUN_H) for s in singles])
+    np.testing.assert_array_equal(
+        table["mass"].to_value(MSUN_H), [s.mass.to_value(MSUN_H) for s in singles]
+    )
     np.testing.assert_array_equal(table["n_members"], [s.n_members for s in singles])
 
 
@@ -164,8 +165,10 @@ def test_galaxies_scattered_at_random_through_the_cylinder_are_flagged(estimator
     )
     flagged = np.asarray(table["ood_score"]) > 1
     assert flagged.mean() >= 0.8  # 0.95 for these draws; ordinary mocks: ~2 %
-    assert all(("out_of_distribution" in str(f)) == bad
-               for f, bad in zip(table["flags"], flagged, strict=True))
+    assert all(
+        ("out_of_distribution" in str(f)) == bad
+        for f, bad in zip(table["flags"], flagged, strict=True)
+    )
 
 
 def test_ordinary_cluster_is_not_flagged(estimator):
@@ -209,8 +212,15 @@ def test_catalogue_of_three_clusters_equals_three_single_calls(estimator):
         sub["cluster_id"] = f"c{k}"
         parts.append(sub)
     all_members = Table(np.concatenate([p.as_array() for p in parts]))
-    clusters = Table({"cluster_id": ["c0", "c1", "c2"], "ra": [meta["ra_cluster"]] * 3,
-                      "dec": [meta["dec_cluster"]] * 3, "z": [meta["z_cluster"]] * 3})
+    clusters = Table(
+        {
+            "cluster_id": ["c0", "c1", "c2"],
+            "ra": [meta["ra_cluster"]] * 3,
+            "dec": [meta["dec_cluster"]] * 3,
+            "z": [meta["z_cluster"]] * 3,
+        }
+    )
     tab = estimator.estimate_many(all_members, clusters=clusters)
-    np.testing.assert_allclose(tab["mass"].to_value(MSUN_H),
-                               [s.mass.to_value(MSUN_H) for s in singles], rtol=1e-10)
+    np.testing.assert_allclose(
+        tab["mass"].to_value(MSUN_H), [s.mass.to_value(MSUN_H) for s in singles], rtol=1e-10
+    )

@@ -8,7 +8,7 @@ from astropy.table import Table
 
 from astro_cnnmass import DynamicalMassEstimator, InputError, TooFewGalaxiesError
 from astro_cnnmass.classical import MSUN_H, evrard_mass
-from astro_cnnmass.phase_space import MPC_H
+from astro_cnnmass.observe.phase_space import MPC_H
 
 KMS = u.km / u.s
 C_KMS = 299792.458
@@ -19,8 +19,9 @@ CENTER = SkyCoord(150 * u.deg, 2 * u.deg)
 
 def _cluster_table(seed, n=60, center=CENTER, z_cl=0.08, sigma=700):
     rng = np.random.default_rng(seed)
-    coords = center.directional_offset_by(rng.uniform(0, 360, n) * u.deg,
-                                          np.abs(rng.normal(0, 6, n)) * u.arcmin)
+    coords = center.directional_offset_by(
+        rng.uniform(0, 360, n) * u.deg, np.abs(rng.normal(0, 6, n)) * u.arcmin
+    )
     z = z_cl + (1 + z_cl) * rng.normal(0, sigma, n) / C_KMS
     return Table({"ra": coords.ra.deg, "dec": coords.dec.deg, "z": z})
 
@@ -32,8 +33,9 @@ def test_network_free_estimator_says_what_it_is():
     assert res.method == "m_sigma_evrard"
     assert "no_network" in res.flags
     assert res.mass_interval is None
-    np.testing.assert_allclose(res.mass.to_value(MSUN_H),
-                               evrard_mass(res.sigma_v, 0.08).to_value(MSUN_H))
+    np.testing.assert_allclose(
+        res.mass.to_value(MSUN_H), evrard_mass(res.sigma_v, 0.08).to_value(MSUN_H)
+    )
     assert "m_sigma_evrard" in res.summary()
 
 
@@ -50,8 +52,9 @@ def test_batch_flags_bad_clusters_instead_of_crashing():
     tiny = _cluster_table(3, n=2)
     tiny["cluster_id"] = "B"
     members = Table(np.concatenate([good.as_array(), tiny.as_array()]))
-    clusters = Table({"cluster_id": ["A", "B", "C"], "ra": [150.0] * 3, "dec": [2.0] * 3,
-                      "z": [0.08] * 3})
+    clusters = Table(
+        {"cluster_id": ["A", "B", "C"], "ra": [150.0] * 3, "dec": [2.0] * 3, "z": [0.08] * 3}
+    )
     tab = est.estimate_many(members, clusters=clusters)
     assert list(tab["cluster_id"]) == ["A", "B", "C"]
     assert list(tab["ok"]) == [True, False, False]
@@ -71,11 +74,13 @@ def test_batch_matches_single_calls():
         t["cluster_id"] = k
         parts.append(t)
     members = Table(np.concatenate([p.as_array() for p in parts]))
-    clusters = Table({"cluster_id": [0, 1, 2], "ra": [150.0] * 3, "dec": [2.0] * 3,
-                      "z": [0.08] * 3})
+    clusters = Table(
+        {"cluster_id": [0, 1, 2], "ra": [150.0] * 3, "dec": [2.0] * 3, "z": [0.08] * 3}
+    )
     tab = est.estimate_many(members, clusters=clusters)
-    np.testing.assert_allclose(tab["mass"].to_value(MSUN_H),
-                               [s.to_value(MSUN_H) for s in singles], rtol=1e-12)
+    np.testing.assert_allclose(
+        tab["mass"].to_value(MSUN_H), [s.to_value(MSUN_H) for s in singles], rtol=1e-12
+    )
 
 
 def test_estimate_many_needs_the_cluster_column():

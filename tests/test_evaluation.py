@@ -1,4 +1,4 @@
-"""Tests of astro_cnnmass.evaluation: metrics on known residuals and the full report."""
+"""Tests of astro_cnnmass.model.evaluation: metrics on known residuals and the full report."""
 
 import argparse
 import json
@@ -8,11 +8,10 @@ import pytest
 import torch
 from scipy import stats
 
-from astro_cnnmass.evaluation import (
-    add_evaluate_subparser,
+from astro_cnnmass.model.commands import add_evaluate_subparser
+from astro_cnnmass.model.evaluation import evaluate_model, format_summary
+from astro_cnnmass.model.metrics import (
     binned_residuals,
-    evaluate_model,
-    format_summary,
     interval_coverage,
     pit_histogram,
     pit_values,
@@ -81,17 +80,30 @@ def test_interval_coverage_known_and_calibrated():
 def small_model_and_mocks():
     from test_training import synthetic_catalog
 
-    from astro_cnnmass.training import train_model
+    from astro_cnnmass.model.training import train_model
 
-    bundle = train_model(synthetic_catalog(n_hosts=60, n_los=1, seed=1), epochs=3,
-                         batch_size=20, seed=0, progress=False, n_per_bin=None)
+    bundle = train_model(
+        synthetic_catalog(n_hosts=60, n_los=1, seed=1),
+        epochs=3,
+        batch_size=20,
+        seed=0,
+        progress=False,
+        n_per_bin=None,
+    )
     return bundle, synthetic_catalog(n_hosts=60, n_los=1, seed=2)
 
 
 def test_evaluate_model_writes_report(tmp_path, small_model_and_mocks):
     bundle, test = small_model_and_mocks
-    report = evaluate_model([bundle, bundle.replace(metrics={})], test, tmp_path, seed=0,
-                            names=["a", "b"], robustness_fraction=0.2, n_draws=3)
+    report = evaluate_model(
+        [bundle, bundle.replace(metrics={})],
+        test,
+        tmp_path,
+        seed=0,
+        names=["a", "b"],
+        robustness_fraction=0.2,
+        n_draws=3,
+    )
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk == report
     res = report["models"]["a"]

@@ -1,10 +1,11 @@
-"""Tests of astro_cnnmass.features: batched KDE images vs scipy.stats.gaussian_kde."""
+"""Tests of astro_cnnmass.features.config: batched KDE images vs scipy.stats.gaussian_kde."""
 
 import numpy as np
 import pytest
 from scipy.stats import gaussian_kde
 
-from astro_cnnmass.features import FeatureConfig, kde_image, kde_images, pack
+from astro_cnnmass.features.config import FeatureConfig, pack
+from astro_cnnmass.features.kde import kde_image, kde_images
 
 CFG = FeatureConfig()
 
@@ -63,7 +64,7 @@ def test_2d_matches_scipy(clusters, packed):
 
 
 def test_safe_path_is_used_and_matches(clusters, monkeypatch):
-    import astro_cnnmass.features as F
+    import astro_cnnmass.features.kde as F
 
     calls = []
     orig = F._direct_2d

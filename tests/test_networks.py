@@ -1,10 +1,10 @@
-"""Tests of astro_cnnmass.networks: shapes, configuration validation, max-norm, losses."""
+"""Tests of astro_cnnmass.model.networks: shapes, configuration validation, max-norm, losses."""
 
 import numpy as np
 import pytest
 import torch
 
-from astro_cnnmass.networks import (
+from astro_cnnmass.model.networks import (
     build_network,
     default_network_config,
     gaussian_nll,

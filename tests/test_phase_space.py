@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 
 from astro_cnnmass import Cylinder, InputError, phase_space
 from astro_cnnmass.exceptions import AstroCnnmassWarning
-from astro_cnnmass.phase_space import MPC_H, cylinder_mask, estimate_center, estimate_redshift
+from astro_cnnmass.observe.phase_space import (
+    MPC_H,
+    cylinder_mask,
+    estimate_center,
+    estimate_redshift,
+)
 
 C_KMS = 299792.458
 CENTER = SkyCoord(194.95 * u.deg, 27.98 * u.deg)
@@ -32,9 +37,11 @@ def test_known_galaxy_has_exact_radius_and_velocity(cosmo):
     theta = np.array([1.0, 10.0, 30.0])  # arcmin
     z_gal = np.array([0.0231, 0.025, 0.020])
     ps = phase_space(_members_at(theta, z_gal), center=CENTER, z_cluster=z_cl, cosmology=cosmo)
-    expected_R = (theta * u.arcmin).to_value(u.rad) * cosmo.angular_diameter_distance(
-        z_cl
-    ).to_value(u.Mpc) * cosmo.h
+    expected_R = (
+        (theta * u.arcmin).to_value(u.rad)
+        * cosmo.angular_diameter_distance(z_cl).to_value(u.Mpc)
+        * cosmo.h
+    )
     expected_v = C_KMS * (z_gal - z_cl) / (1 + z_cl)
     np.testing.assert_allclose(ps.R.to_value(MPC_H), expected_R, rtol=1e-9)
     np.testing.assert_allclose(ps.v.to_value(u.km / u.s), expected_v, rtol=1e-9, atol=1e-9)
@@ -48,16 +55,18 @@ def test_skycoord_input_and_quantity_columns_agree_with_plain_table():
     ps_table = phase_space(tab, center=CENTER, z_cluster=0.1)
     ps_coords = phase_space(coords, redshifts=tab["z"], center=CENTER, z_cluster=0.1)
     qt = QTable({"RA": (tab["ra"] * u.deg).to(u.rad), "DEC": tab["dec"] * u.deg, "zspec": tab["z"]})
-    ps_qtable = phase_space(qt, center=CENTER, z_cluster=0.1, ra_column="RA", dec_column="DEC",
-                            z_column="zspec")
+    ps_qtable = phase_space(
+        qt, center=CENTER, z_cluster=0.1, ra_column="RA", dec_column="DEC", z_column="zspec"
+    )
     for other in (ps_coords, ps_qtable):
         np.testing.assert_allclose(other.R, ps_table.R, rtol=1e-9)
         np.testing.assert_allclose(other.v, ps_table.v, rtol=1e-9)
 
 
 def test_ready_phase_space_accepts_mpc_with_cosmology_h():
-    ps = phase_space(R=[1.0, 2.0] * u.Mpc, v=[0, 100] * u.km / u.s, z_cluster=0.1,
-                     cosmology=Planck18)
+    ps = phase_space(
+        R=[1.0, 2.0] * u.Mpc, v=[0, 100] * u.km / u.s, z_cluster=0.1, cosmology=Planck18
+    )
     np.testing.assert_allclose(ps.R.to_value(MPC_H), [Planck18.h, 2 * Planck18.h])
 
 
@@ -85,10 +94,10 @@ def test_center_estimate_finds_the_cluster():
 def test_estimated_center_and_redshift_are_flagged():
     rng = np.random.default_rng(3)
     n = 80
-    coords = CENTER.directional_offset_by(rng.uniform(0, 360, n) * u.deg,
-                                          np.abs(rng.normal(0, 5, n)) * u.arcmin)
-    tab = Table({"ra": coords.ra.deg, "dec": coords.dec.deg,
-                 "z": 0.03 + rng.normal(0, 0.003, n)})
+    coords = CENTER.directional_offset_by(
+        rng.uniform(0, 360, n) * u.deg, np.abs(rng.normal(0, 5, n)) * u.arcmin
+    )
+    tab = Table({"ra": coords.ra.deg, "dec": coords.dec.deg, "z": 0.03 + rng.normal(0, 0.003, n)})
     ps = phase_space(tab)
     assert ps.center_estimated and ps.z_cluster_estimated
     assert abs(ps.z_cluster - 0.03) < 0.002

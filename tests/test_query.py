@@ -1,4 +1,4 @@
-"""Tests for astro_cnnmass.query, run offline against canned (synthetic) responses.
+"""Tests for astro_cnnmass.observe.query, run offline against canned (synthetic) responses.
 
 The astroquery services are replaced by monkeypatching their ``_request`` method,
 as astroquery's own tests do; the replies are files in tests/data/ made by
@@ -20,7 +20,7 @@ from astroquery.sdss import SDSS
 from astroquery.utils.mocks import MockResponse
 
 from astro_cnnmass.exceptions import AstroCnnmassWarning, InputError
-from astro_cnnmass.query import (
+from astro_cnnmass.observe.query import (
     NoMembersError,
     load_canned_sdss_example,
     query_ned_members,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from astro_cnnmass import DynamicalMassEstimator
+from astro_cnnmass.batch.streaming import estimate_catalog
 from astro_cnnmass.mocks import generate_catalog
-from astro_cnnmass.streaming import estimate_catalog
 
 
 @pytest.mark.slow

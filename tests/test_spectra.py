@@ -1,4 +1,4 @@
-"""Tests for astro_cnnmass.spectra: template cross-correlation redshifts.
+"""Tests for astro_cnnmass.observe.spectra: template cross-correlation redshifts.
 
 The observed spectra are synthetic: the built-in template shifted to a known
 redshift plus Gaussian noise (``make_galaxy_spectrum``), so the right answer is
@@ -12,7 +12,7 @@ from astropy.coordinates import SkyCoord
 from specutils import Spectrum
 
 from astro_cnnmass.exceptions import AstroCnnmassWarning, InputError
-from astro_cnnmass.spectra import (
+from astro_cnnmass.observe.spectra import (
     GALAXY_ABSORPTION_LINES,
     RedshiftFitError,
     galaxy_template,
@@ -45,7 +45,7 @@ def test_redshift_recovered_within_error(z_true, seed):
 
 def test_redshift_errors_are_calibrated_over_noise_realisations():
     # Tonry & Davis errors: close to the true scatter at high S/N, too small by up
-    # to ~2x at S/N ~ 10 (documented in astro_cnnmass.spectra).
+    # to ~2x at S/N ~ 10 (documented in astro_cnnmass.observe.spectra).
     z_true = 0.08
     for snr, max_std in [(40, 1.5), (12, 2.5)]:
         pulls, errs = [], []

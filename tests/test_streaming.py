@@ -1,4 +1,4 @@
-"""Tests of astro_cnnmass.streaming: chunked, memory-bounded batch inference."""
+"""Tests of astro_cnnmass.batch.streaming: chunked, memory-bounded batch inference."""
 
 import tracemalloc
 
@@ -8,17 +8,17 @@ import pytest
 import torch
 from astropy.table import QTable
 
-from astro_cnnmass.classical import MSUN_H, evrard_mass
-from astro_cnnmass.estimator import DynamicalMassEstimator, _log_evrard_mass
-from astro_cnnmass.exceptions import InputError
-from astro_cnnmass.phase_space import MPC_H, cylinder_mask
-from astro_cnnmass.streaming import (
+from astro_cnnmass.batch.streaming import (
     chunk_bounds,
     estimate_catalog,
     iter_chunks,
     packed_from_table,
 )
-from astro_cnnmass.weights import untrained_bundle
+from astro_cnnmass.classical import MSUN_H, evrard_mass
+from astro_cnnmass.estimator import DynamicalMassEstimator, _log_evrard_mass
+from astro_cnnmass.exceptions import InputError
+from astro_cnnmass.model.bundle import untrained_bundle
+from astro_cnnmass.observe.phase_space import MPC_H, cylinder_mask
 
 torch.set_num_threads(1)
 
@@ -27,8 +27,9 @@ FLOAT_KEYS = ("log_mass", "log_mass_std", "sigma_v", "log_m_sigma", "log_m_evrar
 
 def tiny_bundle(seed=0):
     """An untrained CNN_2D bundle (the architecture of the bundled model, random weights)."""
-    return untrained_bundle(seed=seed, log_m_range=(13.5, 15.3), z_range=(0.05, 0.15),
-                            scatter_dex=0.13)
+    return untrained_bundle(
+        seed=seed, log_m_range=(13.5, 15.3), z_range=(0.05, 0.15), scatter_dex=0.13
+    )
 
 
 def packed_clusters(n=400, mean=50, seed=0, dtype=np.float32):
@@ -41,7 +42,7 @@ def packed_clusters(n=400, mean=50, seed=0, dtype=np.float32):
     sigma = np.repeat(rng.uniform(300.0, 1200.0, n), counts)
     R = rng.uniform(0.0, 2.0, offsets[-1]).astype(dtype)  # some beyond the 1.6 Mpc/h aperture
     v = rng.normal(0.0, sigma).astype(dtype)  # some beyond |v| = 2200 km/s
-    v[offsets[6]:offsets[7]] = 100.0  # zero dispersion: KDE undefined
+    v[offsets[6] : offsets[7]] = 100.0  # zero dispersion: KDE undefined
     z = rng.uniform(0.03, 0.17, n)
     return R, v, offsets, z
 
@@ -78,7 +79,7 @@ def test_iter_chunks_applies_the_cylinder_per_chunk():
             got = slice(c.offsets[i], c.offsets[i + 1])
             np.testing.assert_array_equal(c.R[got], R[s][inside[s]].astype(float))
             np.testing.assert_array_equal(c.v[got], v[s][inside[s]].astype(float))
-        np.testing.assert_array_equal(c.z, z[c.start:c.stop])
+        np.testing.assert_array_equal(c.z, z[c.start : c.stop])
         assert c.R.dtype == np.float64
 
 
@@ -86,8 +87,7 @@ def test_iter_chunks_applies_the_cylinder_per_chunk():
 def test_chunked_equals_unchunked(estimator, chunk_size):
     R, v, offsets, z = packed_clusters(400)
     whole = estimate_catalog(estimator, (R, v, offsets, z), chunk_size=400, as_table=False)
-    chunked = estimate_catalog(estimator, (R, v, offsets, z), chunk_size=chunk_size,
-                               as_table=False)
+    chunked = estimate_catalog(estimator, (R, v, offsets, z), chunk_size=chunk_size, as_table=False)
     _assert_same(chunked, whole)
     # and both equal one predict_packed call on the cylinder-cut catalogue
     (c,) = iter_chunks(R, v, offsets, 400, cylinder=estimator.cylinder)
@@ -129,8 +129,14 @@ def test_table_input_unsorted_with_units(estimator):
     zz = np.repeat(z, np.diff(offsets))
     perm = np.random.default_rng(0).permutation(R.size)
     # clusters interleaved; the galaxies of each cluster must keep their relative order
-    table = QTable({"cluster_id": cid[perm], "R": R[perm] * MPC_H,
-                    "v": (v[perm] * u.km / u.s).to(u.m / u.s), "z": zz[perm]})
+    table = QTable(
+        {
+            "cluster_id": cid[perm],
+            "R": R[perm] * MPC_H,
+            "v": (v[perm] * u.km / u.s).to(u.m / u.s),
+            "z": zz[perm],
+        }
+    )
     R2, v2, off2, z2, ids = packed_from_table(table)
     assert len(ids) == 39  # cluster 0 has no galaxy, so no row
     first = [np.flatnonzero(cid[perm] == i)[0] for i in ids]
@@ -156,8 +162,14 @@ def test_mock_catalog_memory_mapped(tmp_path, estimator):
     cat = MockCatalog(
         offsets,
         {"R": R, "v": v, "is_member": np.ones(ng, bool), "log_mstar": np.zeros(ng, np.float32)},
-        {"host_id": np.arange(n) // 3, "los_id": np.arange(n) % 3, "log_m200c": np.full(n, 14.5),
-         "z": z, "sigma_true_kms": np.full(n, 700.0), "n_members_3d": np.full(n, 50)},
+        {
+            "host_id": np.arange(n) // 3,
+            "los_id": np.arange(n) % 3,
+            "log_m200c": np.full(n, 14.5),
+            "z": z,
+            "sigma_true_kms": np.full(n, 700.0),
+            "n_members_3d": np.full(n, 50),
+        },
     )
     path = cat.write(tmp_path / "mocks.asdf")
     ref = estimate_catalog(estimator, (R, v, offsets, z), chunk_size=40, as_table=False)
@@ -173,8 +185,9 @@ def test_streaming_memory_is_bounded_by_the_chunk(tmp_path, estimator):
     R, v, offsets, z = packed_clusters(1200, seed=5)
     arrays = {}
     for name, arr in (("R", R), ("v", v)):
-        mm = np.lib.format.open_memmap(tmp_path / f"{name}.npy", mode="w+", dtype=arr.dtype,
-                                       shape=arr.shape)
+        mm = np.lib.format.open_memmap(
+            tmp_path / f"{name}.npy", mode="w+", dtype=arr.dtype, shape=arr.shape
+        )
         mm[:] = arr
         mm.flush()
         del mm
@@ -218,7 +231,11 @@ def test_vectorised_evrard_matches_scalar_relation():
     sigma[::17] = np.nan
     z = rng.uniform(0.0, 0.5, 200)
     got = _log_evrard_mass(sigma, z)
-    ref = np.array([np.log10(evrard_mass(s * u.km / u.s, zz).to_value(MSUN_H))
-                    if np.isfinite(s) else np.nan for s, zz in zip(sigma, z)])
+    ref = np.array(
+        [
+            np.log10(evrard_mass(s * u.km / u.s, zz).to_value(MSUN_H)) if np.isfinite(s) else np.nan
+            for s, zz in zip(sigma, z)
+        ]
+    )
     np.testing.assert_allclose(got, ref, rtol=0, atol=4e-15)
     assert np.array_equal(np.isnan(got), np.isnan(sigma))

@@ -1,10 +1,10 @@
-"""Tests of astro_cnnmass.summary_ood: phase-space summaries and their out-of-domain model."""
+"""Tests of astro_cnnmass.uncertainty.summary_ood: phase-space summaries and their OOD model."""
 
 import numpy as np
 import pytest
 
-from astro_cnnmass.features import pack
-from astro_cnnmass.summary_ood import (
+from astro_cnnmass.features.config import pack
+from astro_cnnmass.uncertainty.summary_ood import (
     SUMMARY_NAMES,
     fit_summary_ood_model,
     phase_space_summaries,
@@ -24,8 +24,9 @@ def cluster_like(rng, log_mass, n):
     n_int = rng.binomial(n, 0.15)
     sigma = 700.0 * 10 ** ((log_mass - 14.5) / 3)
     v = np.concatenate([rng.normal(0, sigma, n - n_int), rng.uniform(-V_CUT, V_CUT, n_int)])
-    R = np.concatenate([np.abs(rng.normal(0, 0.5, n - n_int)),
-                        APERTURE * np.sqrt(rng.uniform(0, 1, n_int))])
+    R = np.concatenate(
+        [np.abs(rng.normal(0, 0.5, n - n_int)), APERTURE * np.sqrt(rng.uniform(0, 1, n_int))]
+    )
     inside = (np.abs(v) < V_CUT) & (R < APERTURE)
     return R[inside], v[inside]
 
@@ -33,8 +34,9 @@ def cluster_like(rng, log_mass, n):
 def population(rng, n_clusters):
     log_mass = rng.uniform(14.0, 15.0, n_clusters)
     sizes = np.round(10 ** rng.uniform(np.log10(20), np.log10(300), n_clusters)).astype(int)
-    Rs, vs = zip(*(cluster_like(rng, m, n) for m, n in zip(log_mass, sizes, strict=True)),
-                 strict=True)
+    Rs, vs = zip(
+        *(cluster_like(rng, m, n) for m, n in zip(log_mass, sizes, strict=True)), strict=True
+    )
     return log_mass, summaries_of(Rs, vs)
 
 
@@ -82,12 +84,15 @@ def test_validation_clusters_pass_and_flat_or_empty_phase_spaces_are_flagged(mod
     assert np.mean(ratio > 1) < 0.05  # ~1 % expected
     # same masses and richnesses, but velocities uniform over the window
     n = 150
-    flat = summaries_of([np.abs(rng.normal(0, 0.5, n)) for _ in range(50)],
-                        [rng.uniform(-V_CUT, V_CUT, n) for _ in range(50)])
+    flat = summaries_of(
+        [np.abs(rng.normal(0, 0.5, n)) for _ in range(50)],
+        [rng.uniform(-V_CUT, V_CUT, n) for _ in range(50)],
+    )
     assert np.mean(summary_distances(model, np.full(50, 14.5), flat) > model["threshold"]) > 0.9
     # a Gaussian velocity distribution but no galaxy near the centre
-    ring = summaries_of([rng.uniform(1.2, 1.6, n) for _ in range(50)],
-                        [rng.normal(0, 700, n) for _ in range(50)])
+    ring = summaries_of(
+        [rng.uniform(1.2, 1.6, n) for _ in range(50)], [rng.normal(0, 700, n) for _ in range(50)]
+    )
     assert np.mean(summary_distances(model, np.full(50, 14.5), ring) > model["threshold"]) > 0.9
 
 

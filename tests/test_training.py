@@ -1,4 +1,4 @@
-"""Tests of astro_cnnmass.training and astro_cnnmass.inference on small synthetic catalogues."""
+"""Tests of astro_cnnmass.model.training and .predictor on small synthetic catalogues."""
 
 import argparse
 from types import SimpleNamespace
@@ -8,17 +8,12 @@ import pytest
 import torch
 from toy_catalogs import toy_catalog
 
-from astro_cnnmass.inference import Predictor
-from astro_cnnmass.networks import build_network, default_network_config
-from astro_cnnmass.training import (
-    add_train_subparser,
-    fit_networks,
-    flat_mass_sample,
-    kfold_by_host,
-    train_model,
-    train_test_split_by_host,
-)
-from astro_cnnmass.weights import ModelBundle, scale_log_mass
+from astro_cnnmass.model.bundle import ModelBundle, scale_log_mass
+from astro_cnnmass.model.commands import add_train_subparser
+from astro_cnnmass.model.networks import build_network, default_network_config
+from astro_cnnmass.model.predictor import Predictor
+from astro_cnnmass.model.splits import flat_mass_sample, kfold_by_host, train_test_split_by_host
+from astro_cnnmass.model.training import fit_networks, train_model
 
 torch.set_num_threads(1)
 
@@ -33,20 +28,30 @@ def trained():
     cat = synthetic_catalog()
     train, test = train_test_split_by_host(cat.clusters, 0.2, seed=0)
     bundle = train_model(
-        _select(cat, train), epochs=15, batch_size=32, seed=1, progress=False,
-        val_fraction=0.15, patience=None, n_per_bin=None, command="pytest",
+        _select(cat, train),
+        epochs=15,
+        batch_size=32,
+        seed=1,
+        progress=False,
+        val_fraction=0.15,
+        patience=None,
+        n_per_bin=None,
+        command="pytest",
     )
     return bundle, cat, test
 
 
 def _select(cat, rows):
     off = cat.offsets
-    R = np.concatenate([cat.R[off[i]:off[i + 1]] for i in rows])
-    v = np.concatenate([cat.v[off[i]:off[i + 1]] for i in rows])
+    R = np.concatenate([cat.R[off[i] : off[i + 1]] for i in rows])
+    v = np.concatenate([cat.v[off[i] : off[i + 1]] for i in rows])
     sizes = np.diff(off)[rows]
     return SimpleNamespace(
-        R=R, v=v, offsets=np.concatenate([[0], np.cumsum(sizes)]),
-        clusters={k: c[rows] for k, c in cat.clusters.items()}, meta=cat.meta,
+        R=R,
+        v=v,
+        offsets=np.concatenate([[0], np.cumsum(sizes)]),
+        clusters={k: c[rows] for k, c in cat.clusters.items()},
+        meta=cat.meta,
     )
 
 
@@ -102,8 +107,16 @@ def test_fit_networks_learns_two_classes():
     y = np.where(width > 5, 1.0, -1.0)
     cfg = default_network_config("cnn1d", "point")
     states, hist = fit_networks(
-        img[:160], np.zeros(160), y[:160], cfg, val=(img[160:], np.zeros(40), y[160:]),
-        epochs=8, batch_size=20, seed=0, progress=False, patience=3,
+        img[:160],
+        np.zeros(160),
+        y[:160],
+        cfg,
+        val=(img[160:], np.zeros(40), y[160:]),
+        epochs=8,
+        batch_size=20,
+        seed=0,
+        progress=False,
+        patience=3,
     )
     h = hist[0]
     assert h["train_loss"][-1] < 0.5 * h["train_loss"][0]
@@ -137,12 +150,13 @@ def test_train_model_smoke(trained):
 
 
 def test_trained_model_predicts_held_out_hosts(trained):
-    from astro_cnnmass.features import FeatureConfig
-    from astro_cnnmass.training import prepare_features
+    from astro_cnnmass.features.config import FeatureConfig
+    from astro_cnnmass.model.samples import prepare_features
 
     bundle, cat, test = trained
-    prep = prepare_features(_select(cat, test), bundle.cylinder,
-                            FeatureConfig.from_dict(bundle.feature_config))
+    prep = prepare_features(
+        _select(cat, test), bundle.cylinder, FeatureConfig.from_dict(bundle.feature_config)
+    )
     pred = Predictor(bundle, device="cpu").predict(prep["images"], prep["z"])
     r = np.corrcoef(pred["mean"], prep["log_m"])[0, 1]
     assert r > 0.5
@@ -150,8 +164,8 @@ def test_trained_model_predicts_held_out_hosts(trained):
 
 
 def test_sampling_augmentation_thins_clusters_reproducibly():
-    from astro_cnnmass.features import FeatureConfig
-    from astro_cnnmass.training import prepare_features
+    from astro_cnnmass.features.config import FeatureConfig
+    from astro_cnnmass.model.samples import prepare_features
 
     cat = synthetic_catalog(n_hosts=30, n_los=1)
     cyl = {"aperture_mpch": 1.6, "v_cut_kms": 2200.0}
@@ -164,8 +178,16 @@ def test_sampling_augmentation_thins_clusters_reproducibly():
     # thinning changes the images but keeps them close to the full-sample ones
     diff = np.abs(thin - prep["images"][None]).sum(axis=(2, 3))
     assert (diff > 0).mean() > 0.8 and np.median(diff) < 1.0
-    bundle = train_model(cat, epochs=2, batch_size=16, seed=0, progress=False,
-                         n_subsampled=1, n_per_bin=None, command="pytest")
+    bundle = train_model(
+        cat,
+        epochs=2,
+        batch_size=16,
+        seed=0,
+        progress=False,
+        n_subsampled=1,
+        n_per_bin=None,
+        command="pytest",
+    )
     assert bundle.training["sampling_augmentation"]["n_subsampled"] == 1
 
 
@@ -174,17 +196,41 @@ def test_train_model_rejects_bad_arguments():
     with pytest.raises(ValueError, match="model"):
         train_model(cat, model="cnn3d", progress=False)
     with pytest.raises(ValueError, match="cylinder"):
-        train_model(cat, cylinder={"aperture_mpch": 1.0, "v_cut_kms": 2200.0},
-                    feature_config={"kind": "2d"}, progress=False)
+        train_model(
+            cat,
+            cylinder={"aperture_mpch": 1.0, "v_cut_kms": 2200.0},
+            feature_config={"kind": "2d"},
+            progress=False,
+        )
 
 
 def test_train_subparser():
     parser = argparse.ArgumentParser()
     add_train_subparser(parser.add_subparsers())
-    args = parser.parse_args(["train", "m.asdf", "--out", "o.asdf", "--epochs", "3",
-                              "--ensemble", "2", "--head", "point", "--seed", "7"])
+    args = parser.parse_args(
+        [
+            "train",
+            "m.asdf",
+            "--out",
+            "o.asdf",
+            "--epochs",
+            "3",
+            "--ensemble",
+            "2",
+            "--head",
+            "point",
+            "--seed",
+            "7",
+        ]
+    )
     assert (args.mocks, args.out, args.epochs, args.ensemble, args.head, args.seed) == (
-        "m.asdf", "o.asdf", 3, 2, "point", 7)
+        "m.asdf",
+        "o.asdf",
+        3,
+        2,
+        "point",
+        7,
+    )
     assert args.model == "cnn2d" and callable(args.func)
 
 
@@ -195,8 +241,13 @@ def _bundle(head="gaussian", n_members=1, arch="cnn2d"):
     for m in range(n_members):
         torch.manual_seed(m)
         sds.append({k: v.numpy().copy() for k, v in build_network(cfg).state_dict().items()})
-    return ModelBundle(cfg, sds, {"kind": "2d"}, {"aperture_mpch": 1.6, "v_cut_kms": 2200.0},
-                       {"log_m_min": 13.5, "log_m_max": 15.5, "z_min": 0.0, "z_max": 0.2})
+    return ModelBundle(
+        cfg,
+        sds,
+        {"kind": "2d"},
+        {"aperture_mpch": 1.6, "v_cut_kms": 2200.0},
+        {"log_m_min": 13.5, "log_m_max": 15.5, "z_min": 0.0, "z_max": 0.2},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -252,8 +303,9 @@ def test_predictor_calibration_nan_and_shapes(images):
     img, z = images
     bundle = _bundle()
     base = Predictor(bundle, device="cpu").predict(img, z)
-    scaled_bundle = bundle.replace(target_scaling={**bundle.target_scaling,
-                                                   "calibration": {"std_scale": 2.0}})
+    scaled_bundle = bundle.replace(
+        target_scaling={**bundle.target_scaling, "calibration": {"std_scale": 2.0}}
+    )
     scaled = Predictor(scaled_bundle, device="cpu").predict(img, z)
     np.testing.assert_allclose(scaled["std"], 2 * base["std"], rtol=1e-6)
     bad = img.copy()

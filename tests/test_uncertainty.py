@@ -8,26 +8,27 @@ import torch
 from scipy import stats
 from toy_catalogs import toy_catalog as _toy_catalog
 
-from astro_cnnmass.evaluation import interval_coverage
-from astro_cnnmass.features import FeatureConfig
-from astro_cnnmass.inference import Predictor
-from astro_cnnmass.networks import build_network, default_network_config
-from astro_cnnmass.training import calibration_mass_range, prepare_features, train_model
-from astro_cnnmass.uncertainty import (
+from astro_cnnmass.features.config import FeatureConfig
+from astro_cnnmass.model.bundle import ModelBundle
+from astro_cnnmass.model.metrics import interval_coverage
+from astro_cnnmass.model.networks import build_network, default_network_config
+from astro_cnnmass.model.predictor import Predictor
+from astro_cnnmass.model.samples import prepare_features
+from astro_cnnmass.model.training import train_model
+from astro_cnnmass.uncertainty.calibration import (
     QUANTILE_LEVELS,
-    embeddings,
-    fit_ood_model,
+    calibration_mass_range,
     fit_std_calibration,
     gaussian_quantiles,
+)
+from astro_cnnmass.uncertainty.ood import embeddings, fit_ood_model, ood_scores, ood_threshold
+from astro_cnnmass.uncertainty.priors import (
     log_mass_function,
-    ood_scores,
-    ood_threshold,
     posterior_quantiles,
     posterior_samples,
     reweight_to_mass_function,
     reweighted_quantiles,
 )
-from astro_cnnmass.weights import ModelBundle
 
 torch.set_num_threads(1)
 
@@ -44,10 +45,14 @@ def uniform_catalog(n_clusters, seed=0, z=0.1, aperture=1.6, v_cut=2200.0):
     sizes = rng.integers(20, 40, n_clusters)
     n = int(sizes.sum())
     return SimpleNamespace(
-        R=rng.uniform(0.0, aperture, n), v=rng.uniform(-v_cut, v_cut, n),
+        R=rng.uniform(0.0, aperture, n),
+        v=rng.uniform(-v_cut, v_cut, n),
         offsets=np.concatenate([[0], np.cumsum(sizes)]),
-        clusters={"host_id": np.arange(n_clusters), "log_m200c": np.full(n_clusters, 15.0),
-                  "z": np.full(n_clusters, z)},
+        clusters={
+            "host_id": np.arange(n_clusters),
+            "log_m200c": np.full(n_clusters, 15.0),
+            "z": np.full(n_clusters, z),
+        },
     )
 
 
@@ -58,8 +63,15 @@ def _features(bundle, cat):
 @pytest.fixture(scope="module")
 def trained():
     bundle = train_model(
-        toy_catalog(400, seed=0), epochs=10, batch_size=32, seed=1, progress=False,
-        val_fraction=0.25, patience=None, n_per_bin=None, command="pytest",
+        toy_catalog(400, seed=0),
+        epochs=10,
+        batch_size=32,
+        seed=1,
+        progress=False,
+        val_fraction=0.25,
+        patience=None,
+        n_per_bin=None,
+        command="pytest",
     )
     return bundle
 
@@ -218,20 +230,21 @@ def test_ood_flags_uniform_phase_spaces(trained):
 
 
 def test_predictor_embeddings_give_the_same_ood_scores(trained):
-    from astro_cnnmass.uncertainty import normalized_ood_scores
+    from astro_cnnmass.uncertainty.ood import normalized_ood_scores
 
     held_out = _features(trained, toy_catalog(40, seed=7, host0=20_000))
     pred = Predictor(trained, device="cpu")
     images, z = held_out["images"], held_out["z"]
     out = pred.predict(images, z, return_embeddings=True)
     np.testing.assert_array_equal(out["mean"], pred.predict(images, z)["mean"])
-    np.testing.assert_allclose(out["embeddings"], embeddings(pred, images, z), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(out["embeddings"], embeddings(pred, images, z), rtol=1e-5, atol=1e-6)
     summaries = held_out["summaries"]
     np.testing.assert_allclose(
-        normalized_ood_scores(pred, images, z, embeddings=out["embeddings"],
-                              summaries=summaries, log_mass=out["mean"]),
-        normalized_ood_scores(pred, images, z, summaries=summaries), rtol=1e-5,
+        normalized_ood_scores(
+            pred, images, z, embeddings=out["embeddings"], summaries=summaries, log_mass=out["mean"]
+        ),
+        normalized_ood_scores(pred, images, z, summaries=summaries),
+        rtol=1e-5,
     )
     # the summary part of the score cannot be computed from images alone
     assert "ood_summary" in trained.domain
@@ -286,8 +299,9 @@ def test_calibration_and_ood_survive_asdf_round_trip(trained, tmp_path):
 
 
 def test_image_ood_model_flags_images_unlike_the_training_set():
-    from astro_cnnmass.features import FeatureConfig, kde_images, pack
-    from astro_cnnmass.uncertainty import _image_distance, fit_image_ood_model
+    from astro_cnnmass.features.config import FeatureConfig, pack
+    from astro_cnnmass.features.kde import kde_images
+    from astro_cnnmass.uncertainty.ood import _image_distance, fit_image_ood_model
 
     cat = toy_catalog(300, n_los=1, seed=11)
     images, ok = kde_images(cat.R, cat.v, cat.offsets, FeatureConfig())

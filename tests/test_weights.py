@@ -1,4 +1,4 @@
-"""Tests of astro_cnnmass.weights: ModelBundle ASDF round trip and refusal of bad files."""
+"""Tests of astro_cnnmass.model.bundle: ModelBundle ASDF round trip and refusal of bad files."""
 
 from pathlib import Path
 
@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from astro_cnnmass.networks import build_network, default_network_config
-from astro_cnnmass.weights import (
+from astro_cnnmass.model.bundle import (
     ModelBundle,
     ModelFileError,
     bundled_model_path,
@@ -16,6 +15,7 @@ from astro_cnnmass.weights import (
     scale_redshift,
     unscale_log_mass,
 )
+from astro_cnnmass.model.networks import build_network, default_network_config
 
 torch.set_num_threads(1)
 
@@ -30,15 +30,26 @@ def make_bundle(n_members=2, head="gaussian", seed=0):
     return ModelBundle(
         network_config=cfg,
         state_dicts=state_dicts,
-        feature_config={"kind": "2d", "n_v": 48, "n_R": 48, "aperture_mpch": 1.6,
-                        "v_cut_kms": 2200.0, "bandwidth": 0.25},
+        feature_config={
+            "kind": "2d",
+            "n_v": 48,
+            "n_R": 48,
+            "aperture_mpch": 1.6,
+            "v_cut_kms": 2200.0,
+            "bandwidth": 0.25,
+        },
         cylinder={"aperture_mpch": 1.6, "v_cut_kms": 2200.0},
         target_scaling={"log_m_min": 13.5, "log_m_max": 15.3, "z_min": 0.05, "z_max": 0.15},
         training={"n_train": 100, "n_val": 10, "generator": {"version": "0.1", "seed": 3}},
         m_sigma={"alpha": 0.33, "log_sigma15": 3.0, "pivot_log_mass": 15.0, "scatter": 0.07},
         metrics={"scatter_dex": 0.13, "note": float("nan")},
-        domain={"z_min": 0.05, "z_max": 0.15, "log_m_min": 13.5, "log_m_max": 15.3,
-                "n_min_galaxies": 10},
+        domain={
+            "z_min": 0.05,
+            "z_max": 0.15,
+            "log_m_min": 13.5,
+            "log_m_max": 15.3,
+            "n_min_galaxies": 10,
+        },
     )
 
 

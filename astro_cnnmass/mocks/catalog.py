@@ -33,7 +33,7 @@ import numpy as np
 from asdf.extension import Converter
 from astropy.table import QTable
 
-from ..extension import MOCK_CATALOG_TAG
+from ..tags import MOCK_CATALOG_TAG
 
 __all__ = ["GALAXY_COLUMNS", "CatalogWriter", "MockCatalog", "MockCatalogConverter"]
 

@@ -63,7 +63,7 @@ from scipy.signal.windows import tukey
 from specutils import Spectrum
 from specutils.analysis import template_correlate, template_logwl_resample
 
-from .exceptions import AstroCnnmassWarning, InputError
+from ..exceptions import AstroCnnmassWarning, InputError
 
 __all__ = [
     "GALAXY_ABSORPTION_LINES",

@@ -1,6 +1,6 @@
-"""Batched prediction with a :class:`~astro_cnnmass.weights.ModelBundle`.
+"""Batched prediction with a :class:`~astro_cnnmass.model.bundle.ModelBundle`.
 
-:class:`Predictor` turns KDE images (from :func:`astro_cnnmass.features.kde_images`) and cluster
+:class:`Predictor` turns KDE images (from :func:`astro_cnnmass.features.kde.kde_images`) and cluster
 redshifts into log10 M200c [Msun/h] with an uncertainty in dex:
 
 * ensemble of Gaussian heads (and/or MC-dropout samples): the mixture of the component Gaussians;
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .weights import (
+from .bundle import (
     ModelBundle,
     _resolve_device,
     scale_redshift,
@@ -87,8 +87,9 @@ class Predictor:
         return images, z
 
     @torch.no_grad()
-    def _run(self, net, x: torch.Tensor, zs: torch.Tensor, embeddings: list | None = None
-             ) -> np.ndarray:
+    def _run(
+        self, net, x: torch.Tensor, zs: torch.Tensor, embeddings: list | None = None
+    ) -> np.ndarray:
         if embeddings is None:
             return net(x, zs).double().cpu().numpy()
         e = net.embed(x, zs)  # forward == out(embed): one pass gives both
@@ -96,7 +97,11 @@ class Predictor:
         return net.out(e).double().cpu().numpy()
 
     def predict(
-        self, images: np.ndarray, z: Any, chunk_size: int = 65536, *,
+        self,
+        images: np.ndarray,
+        z: Any,
+        chunk_size: int = 65536,
+        *,
         return_embeddings: bool = False,
     ) -> dict[str, np.ndarray]:
         """Predict log10 M200c [Msun/h] and its standard deviation (dex).
@@ -154,18 +159,22 @@ class Predictor:
                     x_np = images[sel]
                     z_np = zs_all[sel].astype(np.float32)
                     if n_pad:
-                        x_np = np.concatenate([x_np, np.zeros((n_pad, *x_np.shape[1:]),
-                                                              dtype=x_np.dtype)])
+                        x_np = np.concatenate(
+                            [x_np, np.zeros((n_pad, *x_np.shape[1:]), dtype=x_np.dtype)]
+                        )
                         z_np = np.concatenate([z_np, np.zeros(n_pad, dtype=np.float32)])
                     x = torch.from_numpy(x_np).to(self.device)
                     zt = torch.from_numpy(z_np).to(self.device)
                     for t in range(n_samples):
                         parts = [] if (return_embeddings and m == 0) else None
-                        out = np.concatenate([
-                            self._run(net, x[b : b + MICRO_BATCH], zt[b : b + MICRO_BATCH],
-                                      parts)
-                            for b in range(0, x.shape[0], MICRO_BATCH)
-                        ])[: sel.size]
+                        out = np.concatenate(
+                            [
+                                self._run(
+                                    net, x[b : b + MICRO_BATCH], zt[b : b + MICRO_BATCH], parts
+                                )
+                                for b in range(0, x.shape[0], MICRO_BATCH)
+                            ]
+                        )[: sel.size]
                         if parts is not None:
                             emb = np.concatenate(parts)[: sel.size]
                             if embedded is None:
@@ -201,6 +210,5 @@ class Predictor:
         }
         if return_embeddings:
             width = self.config["dense"][-1] if self.config["dense"] else 0
-            result["embeddings"] = (embedded if embedded is not None
-                                    else np.full((n, width), np.nan))
+            result["embeddings"] = embedded if embedded is not None else np.full((n, width), np.nan)
         return result

@@ -30,7 +30,7 @@ from astropy.cosmology import Cosmology
 from astropy.stats import biweight_location
 from astropy.table import QTable, Table
 
-from .exceptions import AstroCnnmassWarning, InputError
+from ..exceptions import AstroCnnmassWarning, InputError
 
 __all__ = [
     "MPC_H",
@@ -103,7 +103,7 @@ class Cylinder:
     Examples
     --------
     >>> import astropy.units as u
-    >>> from astro_cnnmass.phase_space import Cylinder, MPC_H
+    >>> from astro_cnnmass.observe.phase_space import Cylinder, MPC_H
     >>> cyl = Cylinder(1.6 * MPC_H, 2200 * u.km / u.s)
     >>> cyl.mask([0.5, 2.0, 1.0] * MPC_H, [100.0, 0.0, -3000.0] * u.km / u.s)
     array([ True, False, False])
@@ -489,10 +489,10 @@ def phase_space(
         The galaxies.
     center : `~astropy.coordinates.SkyCoord`, optional
         Cluster centre. If omitted it is estimated with
-        :func:`~astro_cnnmass.phase_space.estimate_center`.
+        :func:`~astro_cnnmass.observe.phase_space.estimate_center`.
     z_cluster : float, optional
         Cluster redshift. If omitted it is estimated with
-        :func:`~astro_cnnmass.phase_space.estimate_redshift`.
+        :func:`~astro_cnnmass.observe.phase_space.estimate_redshift`.
     cosmology : `~astropy.cosmology.Cosmology`, optional
         Cosmology for D_A and h; default `~astropy.cosmology.Planck18`.
     redshifts : array-like, optional
@@ -614,4 +614,3 @@ def _direct_phase_space(
         center=None,
         cosmology=cosmology,
     )
-

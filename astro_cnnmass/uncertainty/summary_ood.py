@@ -1,6 +1,7 @@
 """Out-of-domain check on physical summaries of a phase space, given the network's answer.
 
-The embedding and image out-of-domain models (:mod:`astro_cnnmass.uncertainty`) ask whether a KDE
+The embedding and image out-of-domain models (:mod:`astro_cnnmass.uncertainty.ood`) ask whether a
+KDE
 image looks like the training images. This one asks whether the *galaxies* look like those of
 training clusters that get the *same mass* from the network and have the *same richness*: for
 each cluster three summaries of its cylinder galaxies,
@@ -79,7 +80,7 @@ def phase_space_summaries(
     Examples
     --------
     >>> import numpy as np
-    >>> from astro_cnnmass.summary_ood import phase_space_summaries
+    >>> from astro_cnnmass.uncertainty.summary_ood import phase_space_summaries
     >>> rng = np.random.default_rng(1)
     >>> v = rng.uniform(-2200, 2200, 4000)
     >>> R = 1.6 * np.sqrt(rng.uniform(0, 1, 4000))  # uniform on the disc
@@ -178,8 +179,9 @@ def fit_summary_ood_model(
     c_fit, s_fit = c_fit[ok], s_fit[ok]
     k = int(k)
     if c_fit.shape[0] < max(k, 2):
-        raise ValueError(f"need at least k={k} fit mocks with finite summaries, "
-                         f"got {c_fit.shape[0]}")
+        raise ValueError(
+            f"need at least k={k} fit mocks with finite summaries, got {c_fit.shape[0]}"
+        )
     centre, scale = c_fit.mean(axis=0), c_fit.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     axes = []

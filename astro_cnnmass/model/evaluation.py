@@ -1,183 +1,39 @@
-"""Evaluation of trained models as in Ho et al. (2019) §5, beside the M-sigma baseline.
+"""Evaluation of trained models on held-out mocks, beside the M-sigma baseline.
 
-Residual ``eps = log10 M_pred - log10 M_true`` (dex) over 10^14 < M200c < 10^15 Msun/h:
-mean, median, 16th/84th percentiles, width (84th - 16th), standard deviation, skewness, excess
-kurtosis, and per 0.1-dex bin of true mass. The M-sigma power law stored in the model (fitted on
-its training mocks; sigma = ``np.std`` of every cylinder galaxy's velocity) is evaluated on the
-same clusters. The sampling-rate robustness test (paper §5.3) subsamples the cylinder galaxies
-of test mocks and reports the width of ``log M(r) - log M(r = 1)`` for 0.6 < r < 0.8. When the
-model gives a standard deviation, the coverage of its 68 % and 90 % intervals and the PIT
-histogram are reported too.
+The statistics are those of :mod:`astro_cnnmass.model.metrics` (Ho et al. 2019 §5). The M-sigma
+power law stored in the model (fitted on its training mocks; sigma = ``np.std`` of every cylinder
+galaxy's velocity) is evaluated on the same clusters. The sampling-rate robustness test (paper
+§5.3) subsamples the cylinder galaxies of test mocks and reports the width of
+``log M(r) - log M(r = 1)`` for 0.6 < r < 0.8. When the model gives a standard deviation, the
+coverage of its 68 % and 90 % intervals and the PIT histogram are reported too.
 """
 
 from __future__ import annotations
 
-import argparse
-import itertools
 import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from .weights import ModelBundle, plain
+from .bundle import ModelBundle, plain
+from .metrics import (
+    MASS_RANGE,
+    binned_residuals,
+    interval_coverage,
+    pit_histogram,
+    pit_values,
+    residual_stats,
+)
 
-__all__ = [
-    "add_evaluate_subparser",
-    "binned_residuals",
-    "evaluate_model",
-    "format_summary",
-    "interval_coverage",
-    "pit_histogram",
-    "pit_values",
-    "residual_stats",
-    "run_evaluate_command",
-    "sampling_rate_test",
-]
-
-MASS_RANGE = (14.0, 15.0)
-
-
-# ---------------------------------------------------------------------------- statistics
-def residual_stats(eps: np.ndarray) -> dict[str, float]:
-    """Summary statistics of residuals (dex); non-finite values are ignored.
-
-    Returns
-    -------
-    dict
-        ``n``, ``mean``, ``median``, ``p16``, ``p84``, ``width`` (p84 - p16), ``std`` (ddof=0),
-        ``skew``, ``kurtosis`` (excess, Fisher). NaN where undefined (n = 0; skew/kurtosis
-        need n >= 3).
-    """
-    e = np.asarray(eps, dtype=float)
-    e = e[np.isfinite(e)]
-    out = {"n": int(e.size)}
-    if e.size == 0:
-        out.update(dict.fromkeys(
-            ("mean", "median", "p16", "p84", "width", "std", "skew", "kurtosis"), math.nan
-        ))
-        return out
-    p16, p50, p84 = np.percentile(e, [16, 50, 84])
-    out.update(
-        mean=float(e.mean()),
-        median=float(p50),
-        p16=float(p16),
-        p84=float(p84),
-        width=float(p84 - p16),
-        std=float(e.std()),
-        skew=float(stats.skew(e)) if e.size >= 3 and e.std() > 0 else math.nan,
-        kurtosis=float(stats.kurtosis(e)) if e.size >= 3 and e.std() > 0 else math.nan,
-    )
-    return out
-
-
-def binned_residuals(
-    log_m_true: np.ndarray,
-    eps: np.ndarray,
-    edges: np.ndarray | None = None,
-) -> list[dict[str, float]]:
-    """Median and 16/84 percentiles of ``eps`` in bins of true log-mass.
-
-    Parameters
-    ----------
-    log_m_true, eps : array-like
-        True log10 M200c [Msun/h] and residuals (dex).
-    edges : array-like, optional
-        Bin edges in log10 M200c; default 0.1-dex bins over 14–15.
-
-    Returns
-    -------
-    list of dict
-        ``lo``, ``hi``, ``n``, ``median``, ``p16``, ``p84`` (NaN for empty bins).
-    """
-    if edges is None:
-        edges = np.round(np.arange(MASS_RANGE[0], MASS_RANGE[1] + 1e-9, 0.1), 10)
-    m = np.asarray(log_m_true, dtype=float)
-    e = np.asarray(eps, dtype=float)
-    rows = []
-    for lo, hi in itertools.pairwise(edges):
-        sel = (m >= lo) & (m < hi) & np.isfinite(e)
-        if sel.any():
-            p16, p50, p84 = np.percentile(e[sel], [16, 50, 84])
-        else:
-            p16 = p50 = p84 = math.nan
-        rows.append({"lo": float(lo), "hi": float(hi), "n": int(sel.sum()),
-                     "median": float(p50), "p16": float(p16), "p84": float(p84)})
-    return rows
-
-
-def interval_coverage(
-    log_m_true: np.ndarray,
-    mean: np.ndarray,
-    std: np.ndarray,
-    *,
-    levels: tuple[float, ...] = (0.68, 0.90),
-    bin_width: float = 0.25,
-    mass_range: tuple[float, float] = MASS_RANGE,
-) -> dict[str, Any]:
-    """Fraction of clusters whose true log-mass lies in the central Gaussian interval.
-
-    Parameters
-    ----------
-    log_m_true, mean, std : array-like
-        True and predicted log10 M200c, predicted standard deviation (dex).
-    levels : tuple of float
-        Nominal probabilities of the central intervals ``mean +- z_p std``.
-    bin_width : float
-        Width (dex) of the true-mass bins over ``mass_range``.
-
-    Returns
-    -------
-    dict
-        ``overall``: {level: fraction} over every cluster, ``n``; ``in_range``: {level:
-        fraction} over the clusters with true mass in ``mass_range``, ``n_in_range``; ``bins``:
-        list of {lo, hi, n, level: fraction}.
-    """
-    m = np.asarray(log_m_true, dtype=float)
-    mu = np.asarray(mean, dtype=float)
-    sd = np.asarray(std, dtype=float)
-    ok = np.isfinite(m) & np.isfinite(mu) & np.isfinite(sd) & (sd > 0)
-    z = np.abs(mu - m) / np.where(ok, sd, 1.0)
-
-    def cover(sel: np.ndarray) -> dict[str, float]:
-        n = int(sel.sum())
-        return {
-            f"{p:.2f}": (float(np.mean(z[sel] <= stats.norm.ppf(0.5 + p / 2))) if n else math.nan)
-            for p in levels
-        }
-
-    edges = np.round(np.arange(mass_range[0], mass_range[1] + 1e-9, bin_width), 10)
-    bins = []
-    for lo, hi in itertools.pairwise(edges):
-        sel = ok & (m >= lo) & (m < hi)
-        bins.append({"lo": float(lo), "hi": float(hi), "n": int(sel.sum()), **cover(sel)})
-    in_range = ok & (m >= edges[0]) & (m < edges[-1])
-    return {"overall": cover(ok), "n": int(ok.sum()), "in_range": cover(in_range),
-            "n_in_range": int(in_range.sum()), "bins": bins}
-
-
-def pit_values(log_m_true: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Probability integral transform ``Phi((log M_true - mean) / std)`` (NaN where undefined)."""
-    m, mu, sd = (np.asarray(a, dtype=float) for a in (log_m_true, mean, std))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(sd > 0, stats.norm.cdf((m - mu) / sd), np.nan)
-
-
-def pit_histogram(pit: np.ndarray, n_bins: int = 10) -> dict[str, list]:
-    """Histogram of PIT values on [0, 1]: ``edges``, ``counts`` and ``density`` (1 = calibrated)."""
-    p = np.asarray(pit, dtype=float)
-    p = p[np.isfinite(p)]
-    counts, edges = np.histogram(p, bins=n_bins, range=(0.0, 1.0))
-    density = counts * n_bins / max(p.size, 1)
-    return {"edges": edges.tolist(), "counts": counts.tolist(), "density": density.tolist()}
+__all__ = ["evaluate_model", "format_summary", "sampling_rate_test"]
 
 
 # ---------------------------------------------------------------------------- robustness
 def _cylinder_galaxies(catalog: Any, rows: np.ndarray, cylinder: dict) -> list[np.ndarray]:
-    from .phase_space import cylinder_mask
-    from .training import _floats
+    from ..observe.phase_space import cylinder_mask
+    from .splits import _floats
 
     offsets = np.asarray(catalog.offsets, dtype=np.int64)
     R_all, v_all = catalog.R, catalog.v
@@ -211,10 +67,10 @@ def sampling_rate_test(
 
     Parameters
     ----------
-    predictor : astro_cnnmass.inference.Predictor
+    predictor : astro_cnnmass.model.predictor.Predictor
     catalog : MockCatalog
     prep : dict
-        Output of :func:`astro_cnnmass.training.prepare_features` for this model.
+        Output of :func:`astro_cnnmass.model.samples.prepare_features` for this model.
     reference : numpy.ndarray
         Full-sample CNN predictions (log10 M) of the rows of ``prep``.
     m_sigma : astro_cnnmass.MSigmaPowerLaw, optional
@@ -229,7 +85,8 @@ def sampling_rate_test(
         eps(r) = log M(r) - log M(1) for r in ``r_range``), ``n``}; ``r``, ``eps_cnn`` and
         ``eps_m_sigma`` (lists, for plots); ``n_mocks``.
     """
-    from .features import FeatureConfig, kde_images
+    from ..features.config import FeatureConfig
+    from ..features.kde import kde_images
 
     rng = np.random.default_rng(seed)
     n = prep["log_m"].size
@@ -312,8 +169,11 @@ def _plot_pred_vs_true(path, m, pred_cnn, pred_ms, name):
         rows = binned_residuals(m, pred, edges)
         _band(ax, edges, rows, color, label)
     ax.plot([13.9, 15.1], [13.9, 15.1], "k--", lw=1)
-    ax.set(xlabel=r"$\log_{10} M_{\rm true}$ [$M_\odot/h$]",
-           ylabel=r"$\log_{10} M_{\rm pred}$ [$M_\odot/h$]", xlim=(13.9, 15.1))
+    ax.set(
+        xlabel=r"$\log_{10} M_{\rm true}$ [$M_\odot/h$]",
+        ylabel=r"$\log_{10} M_{\rm pred}$ [$M_\odot/h$]",
+        xlim=(13.9, 15.1),
+    )
     ax.legend()
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
@@ -325,8 +185,10 @@ def _plot_residuals(path, m, eps_cnn, eps_ms, name):
     _band(ax, edges, binned_residuals(m, eps_ms, edges), "C1", "M–σ")
     _band(ax, edges, binned_residuals(m, eps_cnn, edges), "C0", name)
     ax.axhline(0, color="k", lw=1, ls="--")
-    ax.set(xlabel=r"$\log_{10} M_{\rm true}$ [$M_\odot/h$]",
-           ylabel=r"$\epsilon = \log_{10}(M_{\rm pred}/M_{\rm true})$ [dex]")
+    ax.set(
+        xlabel=r"$\log_{10} M_{\rm true}$ [$M_\odot/h$]",
+        ylabel=r"$\epsilon = \log_{10}(M_{\rm pred}/M_{\rm true})$ [dex]",
+    )
     ax.legend()
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
@@ -371,16 +233,25 @@ def _json_safe(obj: Any) -> Any:
 
 
 def _evaluate_one(
-    bundle: ModelBundle, name: str, catalog: Any, out_dir: Path, seed: Any,
-    mass_range: tuple[float, float], robustness_fraction: float, n_draws: int, device: Any,
+    bundle: ModelBundle,
+    name: str,
+    catalog: Any,
+    out_dir: Path,
+    seed: Any,
+    mass_range: tuple[float, float],
+    robustness_fraction: float,
+    n_draws: int,
+    device: Any,
 ) -> dict[str, Any]:
-    from .classical import MSigmaPowerLaw
-    from .features import FeatureConfig
-    from .inference import Predictor
-    from .training import prepare_features
+    from ..classical import MSigmaPowerLaw
+    from ..features.config import FeatureConfig
+    from .predictor import Predictor
+    from .samples import prepare_features
 
     prep = prepare_features(
-        catalog, bundle.cylinder, FeatureConfig.from_dict(bundle.feature_config),
+        catalog,
+        bundle.cylinder,
+        FeatureConfig.from_dict(bundle.feature_config),
         n_min_galaxies=int(bundle.domain.get("n_min_galaxies", 10)),
     )
     predictor = Predictor(bundle, device=device)
@@ -407,15 +278,16 @@ def _evaluate_one(
         res["pit"] = pit_histogram(pit)
         res["mean_predicted_std"] = float(np.nanmean(pred["std"][sel]))
     if any(k in bundle.domain for k in ("ood", "ood_image", "ood_summary")):
-        from .uncertainty import normalized_ood_scores
+        from ..uncertainty.ood import normalized_ood_scores
 
         # in units of the thresholds: > 1 is flagged (embedding and image models combined)
-        scores = normalized_ood_scores(predictor, prep["images"], prep["z"],
-                                       summaries=prep["summaries"], log_mass=pred["mean"])
+        scores = normalized_ood_scores(
+            predictor, prep["images"], prep["z"], summaries=prep["summaries"], log_mass=pred["mean"]
+        )
         ok = np.isfinite(scores)
         res["ood"] = {
             "threshold": 1.0,
-            "score": "normalized (astro_cnnmass.uncertainty.normalized_ood_scores)",
+            "score": "normalized (astro_cnnmass.uncertainty.ood.normalized_ood_scores)",
             "n": int(ok.sum()),
             "fraction_flagged": float(np.mean(scores[ok] > 1.0)) if ok.any() else math.nan,
             "score_quantiles": {
@@ -424,8 +296,14 @@ def _evaluate_one(
             },
         }
     sr = sampling_rate_test(
-        predictor, catalog, prep, pred["mean"], m_sigma=law,
-        fraction=robustness_fraction, n_draws=n_draws, seed=seed,
+        predictor,
+        catalog,
+        prep,
+        pred["mean"],
+        m_sigma=law,
+        fraction=robustness_fraction,
+        n_draws=n_draws,
+        seed=seed,
     )
     res["sampling_rate"] = {k: sr[k] for k in ("cnn", "m_sigma", "n_mocks", "r_range")}
     _plot_pred_vs_true(out_dir / f"{name}_pred_vs_true.png", m, pred["mean"], pred_ms, name)
@@ -494,59 +372,30 @@ def evaluate_model(
     if len(set(names)) != len(names):
         names = [f"{n}_{i}" for i, n in enumerate(names)]
     if isinstance(test_catalog, str | Path):
-        from .training import _read_catalog
+        from .samples import read_catalog
 
-        test_catalog = _read_catalog(str(test_catalog))
+        test_catalog = read_catalog(str(test_catalog))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {
-        name: _evaluate_one(b, name, test_catalog, out_dir, seed, mass_range,
-                            robustness_fraction, n_draws, device)
+        name: _evaluate_one(
+            b, name, test_catalog, out_dir, seed, mass_range, robustness_fraction, n_draws, device
+        )
         for b, name in zip(bundles, names)
     }
-    report = _json_safe({
-        "models": results,
-        "seed": seed if isinstance(seed, int | None) else str(seed),
-        "test_catalog": {"n_mocks": int(np.asarray(test_catalog.offsets).size - 1),
-                         "meta": dict(getattr(test_catalog, "meta", None) or {})},
-    })
+    report = _json_safe(
+        {
+            "models": results,
+            "seed": seed if isinstance(seed, int | None) else str(seed),
+            "test_catalog": {
+                "n_mocks": int(np.asarray(test_catalog.offsets).size - 1),
+                "meta": dict(getattr(test_catalog, "meta", None) or {}),
+            },
+        }
+    )
     with open(out_dir / "metrics.json", "w") as fh:
         json.dump(report, fh, indent=1)
     return report
-
-
-# ---------------------------------------------------------------------------- CLI
-def add_evaluate_subparser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``evaluate`` sub-command to an ``argparse`` sub-parser collection."""
-    p = subparsers.add_parser(
-        "evaluate",
-        help="evaluate model(s) on held-out mocks (metrics.json + figures)",
-        description="Evaluate MODEL.asdf [MODEL2.asdf ...] on TEST_MOCKS.asdf.",
-    )
-    p.add_argument("paths", nargs="+", metavar="FILE",
-                   help="MODEL.asdf [MODEL2.asdf ...] TEST_MOCKS.asdf (the last is the mocks)")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--robustness-fraction", type=float, default=0.1)
-    p.add_argument("--draws", type=int, default=10, help="subsamples per mock (sampling test)")
-    p.add_argument("--device", default=None)
-    p.set_defaults(func=run_evaluate_command)
-    return p
-
-
-def run_evaluate_command(args: argparse.Namespace) -> int:
-    """Run ``astro-cnnmass evaluate`` (see :func:`add_evaluate_subparser`); returns exit code."""
-    if len(args.paths) < 2:
-        raise SystemExit("evaluate needs at least one MODEL.asdf and one TEST_MOCKS.asdf")
-    *models, mocks = args.paths
-    report = evaluate_model(
-        models, mocks, args.out, args.seed,
-        robustness_fraction=args.robustness_fraction, n_draws=args.draws, device=args.device,
-    )
-    for name, res in report["models"].items():
-        print(format_summary(name, res))
-    print(f"wrote {Path(args.out) / 'metrics.json'} and the figures")
-    return 0
 
 
 def format_summary(name: str, res: dict[str, Any]) -> str:
@@ -570,16 +419,22 @@ def format_summary(name: str, res: dict[str, Any]) -> str:
     lo, hi = res["mass_range"]
     lines = [f"{name}: {cnn['n']} clusters with {lo} < log10 M200c < {hi}"]
     for label, r in (("CNN", cnn), ("M-sigma", ms)):
-        lines.append(f"  {label:8s} mean {r['mean']:+.3f}  std {r['std']:.3f}"
-                     f"  16-84% width {r['width']:.3f} dex")
+        lines.append(
+            f"  {label:8s} mean {r['mean']:+.3f}  std {r['std']:.3f}"
+            f"  16-84% width {r['width']:.3f} dex"
+        )
     cov = res.get("coverage")
     if cov:
         inside = cov.get("in_range", cov["overall"])
-        lines.append(f"  interval coverage 68% {inside['0.68']:.3f}  90% {inside['0.90']:.3f}"
-                     "  (targets 0.64-0.72, 0.87-0.93)")
+        lines.append(
+            f"  interval coverage 68% {inside['0.68']:.3f}  90% {inside['0.90']:.3f}"
+            "  (targets 0.64-0.72, 0.87-0.93)"
+        )
         for b in cov["bins"]:
-            lines.append(f"    {b['lo']:.2f}-{b['hi']:.2f}: n={b['n']:5d}  68% {b['0.68']:.3f}"
-                         f"  90% {b['0.90']:.3f}")
+            lines.append(
+                f"    {b['lo']:.2f}-{b['hi']:.2f}: n={b['n']:5d}  68% {b['0.68']:.3f}"
+                f"  90% {b['0.90']:.3f}"
+            )
     ood = res.get("ood")
     if ood:
         lines.append(f"  out-of-domain flagged: {ood['fraction_flagged']:.3f} of {ood['n']} mocks")

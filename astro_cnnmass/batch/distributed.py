@@ -3,7 +3,8 @@
 Install with ``pip install astro_cnnmass[dask]``. Both functions give the same numbers as the
 serial path: :func:`estimate_many_dask` runs
 :meth:`~astro_cnnmass.DynamicalMassEstimator.predict_packed` on each partition (whole clusters
-per partition) exactly as :func:`~astro_cnnmass.streaming.estimate_catalog` does on each chunk,
+per partition) exactly as :func:`~astro_cnnmass.batch.streaming.estimate_catalog` does on each
+chunk,
 and :func:`generate_catalog_dask` submits chunks of host indices whose random streams depend only
 on the seed and the host index (as in :func:`~astro_cnnmass.mocks.generate_catalog`).
 """
@@ -18,20 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .exceptions import InputError
+from ..exceptions import InputError
 from .streaming import RESULT_FLOATS, packed_from_table, results_table
 
 if TYPE_CHECKING:
     from astropy.table import QTable
 
-    from .estimator import DynamicalMassEstimator
-    from .mocks import MockCatalog
+    from ..estimator import DynamicalMassEstimator
+    from ..mocks import MockCatalog
 
 __all__ = ["estimate_many_dask", "generate_catalog_dask"]
 
 _MISSING = (
-    "this feature needs the optional dependency dask[distributed]: "
-    "pip install astro_cnnmass[dask]"
+    "this feature needs the optional dependency dask[distributed]: pip install astro_cnnmass[dask]"
 )
 
 
@@ -69,11 +69,17 @@ def _predict_records(records: list, estimator: Any, apply_cylinder: bool) -> lis
         zs.append(float(z))
     offsets = np.zeros(len(Rs) + 1, dtype=np.int64)
     np.cumsum([r.size for r in Rs], out=offsets[1:])
-    res = _predict(estimator, np.concatenate(Rs), np.concatenate(vs), offsets,
-                   np.asarray(zs), apply_cylinder)
+    res = _predict(
+        estimator, np.concatenate(Rs), np.concatenate(vs), offsets, np.asarray(zs), apply_cylinder
+    )
     return [
-        {"cluster_id": cid, **{k: float(res[k][i]) for k in RESULT_FLOATS},
-         "n": int(res["n"][i]), "z": zs[i], "flags": ",".join(res["flags"][i])}
+        {
+            "cluster_id": cid,
+            **{k: float(res[k][i]) for k in RESULT_FLOATS},
+            "n": int(res["n"][i]),
+            "z": zs[i],
+            "flags": ",".join(res["flags"][i]),
+        }
         for i, cid in enumerate(ids)
     ]
 
@@ -83,12 +89,20 @@ def _predict(estimator: Any, R, v, offsets, z, apply_cylinder: bool) -> dict:
 
     cyl = estimator.cylinder if apply_cylinder else None
     (chunk,) = list(iter_chunks(R, v, offsets, max(offsets.size - 1, 1), z=z, cylinder=cyl))
-    return estimator.predict_packed(chunk.R, chunk.v, chunk.offsets, chunk.z,
-                                    chunk_size=max(chunk.n_clusters, 1))
+    return estimator.predict_packed(
+        chunk.R, chunk.v, chunk.offsets, chunk.z, chunk_size=max(chunk.n_clusters, 1)
+    )
 
 
-def _predict_frame(pdf: Any, estimator: Any, cluster_column: str, R_column: str,
-                   v_column: str, z_column: str, apply_cylinder: bool) -> Any:
+def _predict_frame(
+    pdf: Any,
+    estimator: Any,
+    cluster_column: str,
+    R_column: str,
+    v_column: str,
+    z_column: str,
+    apply_cylinder: bool,
+) -> Any:
     """Partition function of the DataFrame path: galaxies of whole clusters -> one row each."""
     import pandas as pd
     from astropy.table import Table
@@ -97,20 +111,32 @@ def _predict_frame(pdf: Any, estimator: Any, cluster_column: str, R_column: str,
     if len(pdf) == 0:
         return pd.DataFrame({c: pd.Series(dtype=_META_DTYPES[c]) for c in cols})
     pdf = pdf.reset_index() if cluster_column not in pdf.columns else pdf
-    table = Table({c: pdf[c].to_numpy() for c in (cluster_column, R_column, v_column,
-                                                  z_column)})
+    table = Table({c: pdf[c].to_numpy() for c in (cluster_column, R_column, v_column, z_column)})
     R, v, offsets, z, ids = packed_from_table(
-        table, cluster_column=cluster_column, R_column=R_column, v_column=v_column,
+        table,
+        cluster_column=cluster_column,
+        R_column=R_column,
+        v_column=v_column,
         z_column=z_column,
     )
     res = _predict(estimator, R, v, offsets, z, apply_cylinder)
-    data = {"cluster_id": ids, **{k: res[k] for k in RESULT_FLOATS}, "n": res["n"], "z": z,
-            "flags": [",".join(f) for f in res["flags"]]}
+    data = {
+        "cluster_id": ids,
+        **{k: res[k] for k in RESULT_FLOATS},
+        "n": res["n"],
+        "z": z,
+        "flags": [",".join(f) for f in res["flags"]],
+    }
     return pd.DataFrame(data, columns=cols)
 
 
-_META_DTYPES = {"cluster_id": "object", **dict.fromkeys(RESULT_FLOATS, "float64"),
-                "n": "int64", "z": "float64", "flags": "object"}
+_META_DTYPES = {
+    "cluster_id": "object",
+    **dict.fromkeys(RESULT_FLOATS, "float64"),
+    "n": "int64",
+    "z": "float64",
+    "flags": "object",
+}
 
 
 def estimate_many_dask(
@@ -152,7 +178,7 @@ def estimate_many_dask(
     Returns
     -------
     `~astropy.table.QTable`
-        One row a cluster, as :func:`~astro_cnnmass.streaming.estimate_catalog`, with a
+        One row a cluster, as :func:`~astro_cnnmass.batch.streaming.estimate_catalog`, with a
         ``cluster_id`` column; Bag order is kept, DataFrame results follow the partitions
         (sorted by cluster when the frame is indexed by it).
     """
@@ -187,8 +213,14 @@ def estimate_many_dask(
 
     meta = pd.DataFrame({c: pd.Series(dtype=t) for c, t in _META_DTYPES.items()})
     lazy = frame.map_partitions(
-        _predict_frame, estimator, cluster_column, R_column, v_column, z_column,
-        apply_cylinder, meta=meta,
+        _predict_frame,
+        estimator,
+        cluster_column,
+        R_column,
+        v_column,
+        z_column,
+        apply_cylinder,
+        meta=meta,
     )
     if not compute:
         return lazy
@@ -198,8 +230,9 @@ def estimate_many_dask(
 
 def _table_from_records(records: list[dict], method: str) -> QTable:
     n = len(records)
-    res: dict[str, Any] = {k: np.array([r[k] for r in records], dtype=float).reshape(n)
-                           for k in (*RESULT_FLOATS, "z")}
+    res: dict[str, Any] = {
+        k: np.array([r[k] for r in records], dtype=float).reshape(n) for k in (*RESULT_FLOATS, "z")
+    }
     res["n"] = np.array([r["n"] for r in records], dtype=np.int64).reshape(n)
     res["flags"] = [r["flags"] for r in records]
     ids = np.array([r["cluster_id"] for r in records])
@@ -215,17 +248,22 @@ def _client_or_local(client: Any, n_workers: int):
         yield client
         return
     distributed = _import_distributed()
-    with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1",
-                                  dashboard_address="127.0.0.1:0") as cluster:
+    with distributed.LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as cluster:
         with distributed.Client(cluster) as local:
             yield local
 
 
-def _hosts_task(start: int, stop: int, entropy: int, cfg_dict: dict, prior: str,
-                n_los: int) -> MockCatalog:
-    from .mocks.config import MockConfig
-    from .mocks.generator import generate_hosts
+def _hosts_task(
+    start: int, stop: int, entropy: int, cfg_dict: dict, prior: str, n_los: int
+) -> MockCatalog:
+    from ..mocks.config import MockConfig
+    from ..mocks.generator import generate_hosts
 
     cfg = MockConfig.from_dict(cfg_dict)
     return generate_hosts(range(start, stop), entropy, cfg, prior, n_los)
@@ -278,18 +316,21 @@ def generate_catalog_dask(
     MockCatalog
     """
     _import_dask()
-    from .mocks.generator import assemble_catalog, prepare_run
+    from ..mocks.generator import assemble_catalog, prepare_run
 
-    run = prepare_run(n_hosts, seed=seed, lines_of_sight=lines_of_sight, prior=prior,
-                      config=config, out=out)
+    run = prepare_run(
+        n_hosts, seed=seed, lines_of_sight=lines_of_sight, prior=prior, config=config, out=out
+    )
     with _client_or_local(client, n_workers) as cl:
         if n_chunks is None:
             workers = max(1, len(cl.scheduler_info().get("workers", {})))
             n_chunks = max(math.ceil(run.n_hosts / 64), min(run.n_hosts, 4 * workers))
         n_chunks = max(1, min(int(n_chunks), run.n_hosts))
         bounds = np.linspace(0, run.n_hosts, n_chunks + 1).round().astype(int).tolist()
-        futures = [cl.submit(_hosts_task, a, b, *run.task_args, pure=False)
-                   for a, b in itertools.pairwise(bounds)]
+        futures = [
+            cl.submit(_hosts_task, a, b, *run.task_args, pure=False)
+            for a, b in itertools.pairwise(bounds)
+        ]
 
         def in_host_order():  # whatever order the tasks finish in
             for fut in futures:

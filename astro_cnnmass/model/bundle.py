@@ -29,6 +29,8 @@ import numpy as np
 from asdf.exceptions import AsdfConversionWarning
 from asdf.extension import Converter
 
+from ..tags import MODEL_BUNDLE_TAG
+
 __all__ = [
     "BUNDLED_MODEL_NAME",
     "ModelBundle",
@@ -43,7 +45,6 @@ __all__ = [
     "untrained_bundle",
 ]
 
-MODEL_BUNDLE_TAG = "asdf://astro-cnnmass.org/tags/model_bundle-1.0.0"
 BUNDLED_MODEL_NAME = "cnn2d_default.asdf"
 
 _DICT_FIELDS = (
@@ -107,9 +108,11 @@ def _digest(bundle: ModelBundle) -> str:
 
 
 def _package_version() -> str:
-    from . import __version__
-
-    return __version__
+    try:
+        from .._version import version
+    except ImportError:  # pragma: no cover - only without an install
+        return "0.0.0"
+    return version
 
 
 @dataclass
@@ -119,7 +122,7 @@ class ModelBundle:
     Attributes
     ----------
     network_config : dict
-        Input of :func:`astro_cnnmass.networks.build_network`.
+        Input of :func:`astro_cnnmass.model.networks.build_network`.
     state_dicts : list of dict of str to numpy.ndarray
         Network weights, one state dict per ensemble member.
     feature_config : dict
@@ -138,7 +141,7 @@ class ModelBundle:
         (log10 km/s), ``pivot_log_mass`` (log10 M200c), ``scatter`` (dex in log sigma)
         (``astro_cnnmass.classical.MSigmaPowerLaw.to_dict()``).
     metrics : dict
-        Metrics (see :mod:`astro_cnnmass.evaluation`); ``metrics["scatter_dex"]`` is the
+        Metrics (see :mod:`astro_cnnmass.model.evaluation`); ``metrics["scatter_dex"]`` is the
         calibrated scatter used when the model gives no per-cluster uncertainty.
     domain : dict
         ``z_min``, ``z_max``, ``log_m_min``, ``log_m_max``, ``n_min_galaxies``.
@@ -230,7 +233,7 @@ class ModelBundle:
 
         Returns
         -------
-        list of astro_cnnmass.networks.CNNMassNet
+        list of astro_cnnmass.model.networks.CNNMassNet
         """
         import torch
 
@@ -351,7 +354,7 @@ def untrained_bundle(
     ----------
     arch, head : str
         ``"cnn2d"``/``"cnn1d"`` and ``"gaussian"``/``"point"``
-        (:func:`astro_cnnmass.networks.default_network_config`).
+        (:func:`astro_cnnmass.model.networks.default_network_config`).
     seed : int
         Torch seed of the initial weights.
     log_m_range, z_range : (float, float)
@@ -366,24 +369,38 @@ def untrained_bundle(
     """
     import torch
 
-    from .classical import EVRARD08_ALPHA, EVRARD08_SIGMA15
+    from ..classical import EVRARD08_ALPHA, EVRARD08_SIGMA15
     from .networks import build_network, default_network_config
 
     cfg = default_network_config(arch, head)
     torch.manual_seed(seed)
     state = {k: t.numpy().copy() for k, t in build_network(cfg).state_dict().items()}
     kind = "1d" if arch == "cnn1d" else "2d"
-    ranges = {"log_m_min": float(log_m_range[0]), "log_m_max": float(log_m_range[1]),
-              "z_min": float(z_range[0]), "z_max": float(z_range[1])}
+    ranges = {
+        "log_m_min": float(log_m_range[0]),
+        "log_m_max": float(log_m_range[1]),
+        "z_min": float(z_range[0]),
+        "z_max": float(z_range[1]),
+    }
     return ModelBundle(
         network_config=cfg,
         state_dicts=[state],
-        feature_config={"kind": kind, "n_v": 48, "n_R": 48, "aperture_mpch": 1.6,
-                        "v_cut_kms": 2200.0, "bandwidth": 0.25},
+        feature_config={
+            "kind": kind,
+            "n_v": 48,
+            "n_R": 48,
+            "aperture_mpch": 1.6,
+            "v_cut_kms": 2200.0,
+            "bandwidth": 0.25,
+        },
         cylinder={"aperture_mpch": 1.6, "v_cut_kms": 2200.0},
         target_scaling=dict(ranges),
-        m_sigma={"alpha": EVRARD08_ALPHA, "log_sigma15": math.log10(EVRARD08_SIGMA15),
-                 "pivot_log_mass": 15.0, "scatter": 0.07},
+        m_sigma={
+            "alpha": EVRARD08_ALPHA,
+            "log_sigma15": math.log10(EVRARD08_SIGMA15),
+            "pivot_log_mass": 15.0,
+            "scatter": 0.07,
+        },
         metrics={"scatter_dex": float(scatter_dex)},
         domain={**ranges, "n_min_galaxies": 10},
     )
@@ -397,7 +414,7 @@ def bundled_model_path() -> Path:
     FileNotFoundError
         If the bundled model has not been trained/installed yet.
     """
-    path = Path(__file__).parent / "data" / BUNDLED_MODEL_NAME
+    path = Path(__file__).parent.parent / "data" / BUNDLED_MODEL_NAME
     if not path.exists():
         raise FileNotFoundError(
             f"the bundled model {path} does not exist yet. Train one with "
@@ -447,7 +464,7 @@ class ModelBundleConverter(Converter):
     """ASDF converter for :class:`ModelBundle` (tag ``model_bundle-1.0.0``)."""
 
     tags = (MODEL_BUNDLE_TAG,)
-    types = ("astro_cnnmass.weights.ModelBundle",)
+    types = ("astro_cnnmass.model.bundle.ModelBundle",)
 
     def to_yaml_tree(self, obj: ModelBundle, tag: str, ctx: Any) -> dict:
         tree = {name: copy.deepcopy(getattr(obj, name)) for name in _DICT_FIELDS}

@@ -34,7 +34,7 @@ from astropy.coordinates import SkyCoord
 from astropy.cosmology import Cosmology
 from astropy.table import Table
 
-from .exceptions import AstroCnnmassWarning, InputError
+from ..exceptions import AstroCnnmassWarning, InputError
 
 __all__ = [
     "NoMembersError",
@@ -360,7 +360,7 @@ def query_sdss_members(
 
         from astropy.coordinates import SkyCoord
         import astropy.units as u
-        from astro_cnnmass.query import query_sdss_members
+        from astro_cnnmass.observe.query import query_sdss_members
 
         a2199 = SkyCoord(247.1594 * u.deg, 39.5513 * u.deg)
         members = query_sdss_members(a2199, 0.0302)

@@ -2,7 +2,7 @@
 
 The networks follow the arXiv v1 architectures (paper notes §3.1): the convolutions are 1-D along
 the line-of-sight velocity axis; for CNN_2D the radial bins of the KDE image are the input
-*channels*. The cluster redshift (already scaled, see :mod:`astro_cnnmass.weights`) is
+*channels*. The cluster redshift (already scaled, see :mod:`astro_cnnmass.model.bundle`) is
 concatenated to the flattened convolutional features before the dense layers.
 
 Two heads are available:
@@ -13,7 +13,8 @@ Two heads are available:
   arXiv:2006.13231).
 
 Everything that defines a network lives in its configuration dict, which is stored in the model
-file (:class:`astro_cnnmass.weights.ModelBundle`), so ``build_network(config)`` rebuilds the same
+file (:class:`astro_cnnmass.model.bundle.ModelBundle`), so ``build_network(config)`` rebuilds the
+same
 module anywhere.
 """
 
@@ -206,7 +207,7 @@ class CNNMassNet(nn.Module):
     Notes
     -----
     ``forward(images, z)`` takes ``images`` of shape ``(n, n_v, n_R)`` (CNN_2D; axis 1 =
-    velocity, axis 2 = radius, as returned by :func:`astro_cnnmass.features.kde_images`) or
+    velocity, axis 2 = radius, as returned by :func:`astro_cnnmass.features.kde.kde_images`) or
     ``(n, n_v)`` (CNN_1D), and the scaled redshift ``z`` of shape ``(n,)``. It returns
     ``(n, 1)`` (point head: scaled log-mass) or ``(n, 2)`` (Gaussian head: mean, log-variance,
     both for the scaled log-mass).

@@ -4,7 +4,8 @@
 clusters given as packed per-galaxy arrays (``R``, ``v``, ``offsets``, ``z``), a
 `~astro_cnnmass.mocks.MockCatalog` (typically opened lazily with ``MockCatalog.read(path)``, whose
 arrays are memory-mapped) or a galaxy table. It reads one chunk of clusters at a time, applies the
-model's cylinder (:func:`~astro_cnnmass.phase_space.cylinder_mask`) to that chunk only, calls
+model's cylinder (:func:`~astro_cnnmass.observe.phase_space.cylinder_mask`) to that chunk only,
+calls
 :meth:`~astro_cnnmass.DynamicalMassEstimator.predict_packed` on it, and writes the results into
 preallocated per-cluster output arrays. Peak memory is therefore set by ``chunk_size`` (KDE
 images: ``chunk_size`` × 48 × 48 × 8 bytes, 75 MB for 4096 clusters), not by the catalogue size;
@@ -26,12 +27,12 @@ import numpy as np
 from astropy.table import QTable, Table
 from scipy.stats import norm
 
-from .classical import MSUN_H
-from .exceptions import InputError
-from .phase_space import MPC_H, cylinder_mask
+from ..classical import MSUN_H
+from ..exceptions import InputError
+from ..observe.phase_space import MPC_H, cylinder_mask
 
 if TYPE_CHECKING:
-    from .estimator import DynamicalMassEstimator
+    from ..estimator import DynamicalMassEstimator
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -113,8 +114,10 @@ def chunk_bounds(n_clusters: int, chunk_size: int) -> np.ndarray:
 
 
 def _check_chunk_size(chunk_size: Any) -> int:
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer) or (
-        chunk_size < 1
+    if (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, int | np.integer)
+        or (chunk_size < 1)
     ):
         raise InputError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     return int(chunk_size)
@@ -126,8 +129,10 @@ def _check_packed(R: Any, v: Any, offsets: Any) -> tuple[Any, Any, np.ndarray]:
         raise InputError("offsets must be a 1-D integer array of length n_clusters + 1")
     offsets = offsets.astype(np.int64)
     if np.ndim(R) != 1 or np.ndim(v) != 1 or len(R) != len(v):
-        raise InputError(f"R and v must be 1-D arrays of equal length, got shapes "
-                         f"{np.shape(R)} and {np.shape(v)}")
+        raise InputError(
+            f"R and v must be 1-D arrays of equal length, got shapes "
+            f"{np.shape(R)} and {np.shape(v)}"
+        )
     if offsets[0] < 0 or offsets[-1] > len(R) or np.any(np.diff(offsets) < 0):
         raise InputError(f"offsets must be non-decreasing within [0, len(R)={len(R)}]")
     return R, v, offsets
@@ -182,7 +187,7 @@ def iter_chunks(
     for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         if stop == start:
             continue
-        o = offsets[start:stop + 1]
+        o = offsets[start : stop + 1]
         g0, g1 = int(o[0]), int(o[-1])
         Rc = np.array(R[g0:g1], dtype=np.float64)
         vc = np.array(v[g0:g1], dtype=np.float64)
@@ -357,8 +362,9 @@ def estimate_catalog(
     cylinder = None if cylinder_already_applied else estimator.cylinder
     with tqdm(total=n, disable=not progress, unit="cluster", desc="masses") as bar:
         for chunk in iter_chunks(R, v, offsets, chunk_size, z=z_all, cylinder=cylinder):
-            res = estimator.predict_packed(chunk.R, chunk.v, chunk.offsets, chunk.z,
-                                           chunk_size=max(chunk.n_clusters, 1))
+            res = estimator.predict_packed(
+                chunk.R, chunk.v, chunk.offsets, chunk.z, chunk_size=max(chunk.n_clusters, 1)
+            )
             sl = slice(chunk.start, chunk.stop)
             for key in (*RESULT_FLOATS, "n"):
                 out[key][sl] = res[key]
@@ -420,9 +426,11 @@ def results_table(
         if key in res:
             table[key] = np.asarray(res[key], dtype=float)
     flags = res["flags"]
-    table["flags"] = np.array(
-        [f if isinstance(f, str) else ",".join(f) for f in flags], dtype=str
-    ) if n else np.zeros(0, dtype=str)
+    table["flags"] = (
+        np.array([f if isinstance(f, str) else ",".join(f) for f in flags], dtype=str)
+        if n
+        else np.zeros(0, dtype=str)
+    )
     table.meta["mass_definition"] = "M200c"
     table.meta["method"] = method
     return table
