@@ -16,7 +16,7 @@ intersphinx_mapping = {}
 extensions = [e for e in extensions if e != "sphinx.ext.intersphinx"]  # noqa: F405
 extensions.append("sphinx.ext.intersphinx")  # noqa: F405
 
-exclude_patterns = ["_build", "dev", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "_generated", "dev", "**.ipynb_checkpoints"]
 html_theme_options = {"github_url": ""}
 html_title = f"astro_cnnmass {release}"
 automodapi_toctreedirnm = "api"
@@ -32,3 +32,31 @@ nitpick_ignore_regex = [
     (r"py:class", r"QTable|Table|SkyCoord|Cosmology|Quantity|tuple\[str"),
 ]
 suppress_warnings = ["config.cache"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The column specifications of data_spec/tables, rendered as tables (docs/data_spec.rst).
+def _render_table_specs() -> None:
+    from pathlib import Path
+
+    from astro_cnnmass.specs import TABLE_SPECS, table_spec
+
+    out = Path(__file__).parent / "_generated"
+    out.mkdir(exist_ok=True)
+    for name in TABLE_SPECS:
+        spec = table_spec(name)
+        lines = [spec["title"], "=" * len(spec["title"]), "", spec["description"], "",
+                 ".. list-table::", "   :header-rows: 1", "",
+                 "   * - column", "     - unit", "     - dtype", "     - required",
+                 "     - description"]
+        for col in spec["columns"]:
+            dtype = col["dtype"] if isinstance(col["dtype"], str) else " or ".join(col["dtype"])
+            unit = col.get("unit")
+            unit = "–" if unit is None else (unit or "dimensionless")
+            lines += [f"   * - ``{col['name']}``", f"     - {unit}", f"     - {dtype}",
+                      f"     - {'yes' if col['required'] else 'no'}",
+                      f"     - {col['description']}"]
+        (out / f"{name}.rst").write_text("\n".join(lines) + "\n")
+
+
+_render_table_specs()
