@@ -40,6 +40,12 @@ __all__ = [
 
 #: Unit of cluster masses: Msun/h.
 MSUN_H = u.Msun / cu.littleh
+# Enable littleh in astropy's unit registry (astropy leaves the cosmology units off): the
+# results tables the package writes (ECSV, FITS) have columns in solMass / littleh, and with
+# the unit enabled ``QTable.read`` gives them back as Quantity columns once astro_cnnmass is
+# imported. Only ``littleh`` is added, nothing is redefined. Without the package,
+# ``u.add_enabled_units(astropy.cosmology.units)`` does the same.
+u.add_enabled_units([cu.littleh])
 #: Evrard et al. 2008 (arXiv:astro-ph/0702241) normalisation, km/s, for h(z) M200c = 1e15 Msun.
 EVRARD08_SIGMA15 = 1082.9
 #: Evrard et al. 2008 slope of sigma_DM against h(z) M200c.

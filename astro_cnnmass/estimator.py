@@ -6,12 +6,17 @@ default the CNN_2D bundled with the package) and everything needed to use it con
 training: the cylinder, the feature configuration, the redshift and mass domain, and the M–σ power
 law fitted on the same training mocks. Every result carries the classical cross-checks beside the
 CNN mass, and flags when the input is outside the model's domain.
+
+The module is long because it is one concept: the facade that keeps a model's cylinder,
+features, calibration and domain together for every entry point (single clusters, packed
+batches on the CPU or a device, tables); the heavy parts live in the subpackages
+(``features``, ``model``, ``uncertainty``, ``device_path``).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +29,7 @@ from scipy.stats import norm
 
 from .classical import EVRARD08_ALPHA, EVRARD08_SIGMA15, MSUN_H, MSigmaPowerLaw, grouped_std
 from .exceptions import AstroCnnmassWarning, InputError, TooFewGalaxiesError
-from .observe.phase_space import MPC_H, Cylinder, PhaseSpace, phase_space
+from .observe.phase_space import MPC_H, Cylinder, PhaseSpace, cylinder_mask, phase_space
 from .result import _KMS, MassEstimate, _row, _rows_to_table
 from .uncertainty.calibration import QUANTILE_LEVELS
 from .uncertainty.ood import normalized_ood_scores
@@ -48,6 +53,10 @@ class DynamicalMassEstimator:
         :meth:`load` for the bundled CNN_2D.
     device : str or torch.device, optional
         Where the network runs; default CUDA when available, else CPU.
+    backend : {None, 'numpy', 'torch'}
+        Where the batch estimate runs besides the network: ``'numpy'`` (KDE images and scores
+        on the CPU; the reference path) or ``'torch'`` (everything on ``device``, see
+        :meth:`load`); default ``'torch'`` on a GPU, else ``'numpy'``.
     prior : {'flat', 'mass_function'}
         Prior on log10 M200c. ``'flat'`` (default) reports the network's predictive
         distribution, which was trained on mocks flat in log M: for a cluster that lies inside
@@ -63,6 +72,9 @@ class DynamicalMassEstimator:
 
     ``few_galaxies``
         fewer galaxies in the cylinder than the model's minimum (10 by default);
+    ``many_galaxies``
+        more galaxies in the cylinder than any training mock had (the maximum of the
+        model's ``domain["n_galaxies_range"]``);
     ``too_few_galaxies``
         fewer than 3: no estimate (NaN mass, batch paths only; single calls raise);
     ``z_outside_training``
@@ -80,15 +92,34 @@ class DynamicalMassEstimator:
         no trained network was used.
     """
 
-    def __init__(self, bundle: Any = None, *, device: Any = None, prior: str = "flat") -> None:
+    def __init__(
+        self,
+        bundle: Any = None,
+        *,
+        device: Any = None,
+        prior: str = "flat",
+        backend: str | None = None,
+    ) -> None:
         if prior not in ("flat", "mass_function"):
             raise InputError(f"prior must be 'flat' or 'mass_function', got {prior!r}")
+        if backend not in (None, "numpy", "torch"):
+            raise InputError(f"backend must be None, 'numpy' or 'torch', got {backend!r}")
         if prior == "mass_function" and bundle is None:
             raise InputError("the mass-function prior needs a trained model bundle")
         self.bundle = bundle
         self.prior = prior
         self._predictor = None
+        self._pipeline = None
+        from .model.bundle import _resolve_device
+
+        try:  # an unavailable or misspelt device fails here, not at the first estimate
+            resolved = _resolve_device(device) if (device is not None or bundle) else None
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
         self._device = device
+        if backend is None:  # the whole estimate on the device when there is one
+            backend = "numpy" if resolved is None or resolved.type == "cpu" else "torch"
+        self.backend = backend if bundle is not None else "numpy"
         if bundle is None:
             self.cylinder = Cylinder()
             self.m_sigma_law = None
@@ -106,7 +137,12 @@ class DynamicalMassEstimator:
 
     @classmethod
     def load(
-        cls, path: str | Path | None = None, *, device: Any = None, prior: str = "flat"
+        cls,
+        path: str | Path | None = None,
+        *,
+        device: Any = None,
+        prior: str = "flat",
+        backend: str | None = None,
     ) -> DynamicalMassEstimator:
         """Load a model bundle (default: the CNN_2D shipped with the package).
 
@@ -115,14 +151,21 @@ class DynamicalMassEstimator:
         path : str or Path, optional
             An ASDF model file written by ``astro-cnnmass train``.
         device : str or torch.device, optional
-            Where to run the network.
+            Where to run the estimate (default CUDA when available, else CPU). An unavailable
+            or misspelt device raises `~astro_cnnmass.InputError` here.
         prior : {'flat', 'mass_function'}
             Prior on the mass (see the class docstring).
+        backend : {None, 'numpy', 'torch'}
+            ``'numpy'``: KDE images and scores with numpy on the CPU, the networks on
+            ``device`` (the reference path). ``'torch'``: the whole batch estimate (cylinder,
+            images, ensemble, calibration, out-of-domain scores) on ``device``
+            (:mod:`astro_cnnmass.device_path`). Default: ``'torch'`` on a GPU, ``'numpy'`` on
+            the CPU.
         """
         from .model.bundle import ModelBundle, bundled_model_path
 
         bundle = ModelBundle.read(bundled_model_path() if path is None else path)
-        return cls(bundle, device=device, prior=prior)
+        return cls(bundle, device=device, prior=prior, backend=backend)
 
     def __repr__(self) -> str:
         return (
@@ -205,7 +248,12 @@ class DynamicalMassEstimator:
         R = ps.R.to_value(MPC_H)[inside]
         v = ps.v.to_value(_KMS)[inside]
         batch = self.predict_packed(
-            R, v, np.array([0, n_in]), np.array([ps.z_cluster]), keep_images=True
+            R,
+            v,
+            np.array([0, n_in]),
+            np.array([ps.z_cluster]),
+            keep_images=True,
+            cosmology=ps.cosmology,
         )
         flags = list(batch["flags"][0])
         if ps.center_estimated:
@@ -215,6 +263,7 @@ class DynamicalMassEstimator:
         for flag in flags:
             if flag in (
                 "few_galaxies",
+                "many_galaxies",
                 "z_outside_training",
                 "mass_at_edge",
                 "kde_undefined",
@@ -232,8 +281,10 @@ class DynamicalMassEstimator:
         z_cluster: np.ndarray,
         *,
         keep_images: bool = False,
-        chunk_size: int = 65536,
+        chunk_size: int | None = None,
         compute_ood: bool = True,
+        cosmology: Cosmology | None = None,
+        apply_cylinder: bool = False,
     ) -> dict[str, Any]:
         """Batched core: cylinder galaxies of many clusters (packed) -> masses.
 
@@ -248,11 +299,18 @@ class DynamicalMassEstimator:
             Cluster redshifts.
         keep_images : bool
             Also return the KDE images.
-        chunk_size : int
-            Clusters per chunk for features and network (memory bound).
+        chunk_size : int, optional
+            Clusters per chunk for features and network; sets the peak memory. Default
+            ``default_chunk_size`` (4096 on the CPU, about 0.3 GB; 65536 on a GPU).
+        apply_cylinder : bool
+            The galaxies are not cut yet: cut the model's cylinder first (on the device with
+            ``backend='torch'``); ``n`` is then the number inside it.
         compute_ood : bool
             Also compute the out-of-domain score (from member 0's embeddings of the same
             forward pass, and the image model).
+        cosmology : `~astropy.cosmology.Cosmology`, optional
+            Cosmology of the phase spaces, for E(z) of the Evrard et al. 2008 cross-check;
+            default Planck18.
 
         Returns
         -------
@@ -268,15 +326,32 @@ class DynamicalMassEstimator:
         n_clusters = offsets.size - 1
         if z.shape != (n_clusters,):
             raise InputError(f"z_cluster has shape {z.shape}, expected ({n_clusters},)")
+        chunk_size = self.default_chunk_size if chunk_size is None else max(int(chunk_size), 1)
+        on_device = self.bundle is not None and self.backend == "torch"
+        if apply_cylinder and not on_device:
+            inside = cylinder_mask(
+                R_mpch, v_kms, self.cylinder.aperture_mpch, self.cylinder.v_cut_kms
+            )
+            kept = np.zeros(inside.size + 1, dtype=np.int64)
+            np.cumsum(inside, out=kept[1:])
+            offsets = kept[offsets]
+            R_mpch, v_kms = R_mpch[inside], v_kms[inside]
         counts = np.diff(offsets)
-        sigma = grouped_std(v_kms, offsets)
+        sigma = np.full(n_clusters, np.nan) if on_device else grouped_std(v_kms, offsets)
         sigma[counts < MIN_GALAXIES_HARD] = np.nan
         log_mean = np.full(n_clusters, np.nan)
         log_std = np.full(n_clusters, np.nan)
         ood_score = np.full(n_clusters, np.nan)
         images = None
         valid = counts >= MIN_GALAXIES_HARD
-        if self.bundle is not None:
+        if on_device:  # backend 'torch': the whole estimate on the device, chunk by chunk
+            res = self._device_pipeline().predict_chunked(
+                R_mpch, v_kms, offsets, z, chunk_size, apply_cylinder, compute_ood, keep_images
+            )
+            counts, sigma, valid = res["n"], res["sigma_v"], res["valid"]
+            log_mean, log_std, ood_score = res["log_mass"], res["log_mass_std"], res["ood_score"]
+            images = res.get("images")
+        elif self.bundle is not None:
             from .features.kde import kde_images
 
             if keep_images:
@@ -290,8 +365,9 @@ class DynamicalMassEstimator:
                 ok &= valid[start:stop]
                 if ok.any():
                     predictor = self._get_predictor()
+                    n_ok = counts[start:stop][ok]  # networks with use_log_n read them
                     pred = predictor.predict(
-                        imgs[ok], z[start:stop][ok], return_embeddings=compute_ood
+                        imgs[ok], z[start:stop][ok], n=n_ok, return_embeddings=compute_ood
                     )
                     idx = np.arange(start, stop)[ok]
                     log_mean[idx] = pred["mean"]
@@ -316,6 +392,7 @@ class DynamicalMassEstimator:
                             embeddings=pred["embeddings"],
                             summaries=summaries,
                             log_mass=pred["mean"],
+                            n=n_ok,
                         )
                 valid[start:stop] = ok
                 if keep_images:
@@ -327,7 +404,7 @@ class DynamicalMassEstimator:
             if self.m_sigma_law is not None
             else np.full(n_clusters, np.nan)
         )
-        log_m_evrard = _log_evrard_mass(sigma, z)
+        log_m_evrard = _log_evrard_mass(sigma, z, cosmology)
         if self.bundle is None:
             log_mean = np.where(valid, log_m_evrard, np.nan)
         with np.errstate(invalid="ignore"):
@@ -349,6 +426,23 @@ class DynamicalMassEstimator:
             out["images"] = images
         return out
 
+    @property
+    def default_chunk_size(self) -> int:
+        """Clusters per batch chunk by default: 4096 on the CPU (~0.3 GB), 65536 on a GPU."""
+        return 65536 if self.backend == "torch" and self._resolved_device().type != "cpu" else 4096
+
+    def _resolved_device(self):
+        from .model.bundle import _resolve_device
+
+        return _resolve_device(self._device)
+
+    def _device_pipeline(self):
+        if self._pipeline is None:
+            from .device_path import DevicePipeline
+
+            self._pipeline = DevicePipeline(self.bundle, device=self._device)
+        return self._pipeline
+
     def _calibrated_std(self, std: np.ndarray) -> np.ndarray:
         """The predictor's (already calibrated) std; a point model gets the validation scatter."""
         calib = dict(self.bundle.metrics.get("calibration", {})) if self.bundle else {}
@@ -366,6 +460,7 @@ class DynamicalMassEstimator:
         valid = np.asarray(valid, dtype=bool)
         n = counts.size
         hard = counts >= MIN_GALAXIES_HARD
+        n_max = (self.domain.get("n_galaxies_range") or [0, np.inf])[1]
         with np.errstate(invalid="ignore"):
             in_z = (z_lo <= z) & (z <= z_hi)
             edge = np.isfinite(log_mean) & ((log_mean < m_lo + 0.1) | (log_mean > m_hi - 0.1))
@@ -374,6 +469,7 @@ class DynamicalMassEstimator:
             ("no_network", np.full(n, self.bundle is None)),
             ("too_few_galaxies", ~hard),
             ("few_galaxies", hard & (counts < self.min_galaxies)),
+            ("many_galaxies", counts > n_max),
             ("z_outside_training", ~in_z),
             ("kde_undefined", hard & ~valid),
             ("mass_at_edge", edge & (self.bundle is not None)),
@@ -402,6 +498,7 @@ class DynamicalMassEstimator:
         dec_column: str = "dec",
         z_column: str = "z",
         progress: bool = False,
+        mass_definitions: Sequence[str] = (),
     ) -> QTable:
         """Estimate the masses of many clusters; one row a cluster, never a crash of the batch.
 
@@ -420,61 +517,43 @@ class DynamicalMassEstimator:
         ra_column, dec_column, z_column : str
             Galaxy column names in ``members`` (the cluster table uses ra, dec, z).
         progress : bool
-            Show a tqdm progress bar while building phase spaces.
+            Show tqdm progress bars: phase spaces, network, result rows.
+        mass_definitions : sequence of str
+            Also give the mass in these definitions (``'500c'``, ``'200m'``, ``'vir'``, ...):
+            columns ``mass_500c``, ``mass_500c_lo``, ``mass_500c_hi``, ... converted from the
+            predictive distribution of M200c with a concentration–mass relation and its scatter
+            (`~astro_cnnmass.MassEstimate.mass_as`; the relation is named in the column
+            descriptions).
 
         Returns
         -------
         `~astropy.table.QTable`
             Columns ``cluster_id``, ``ok``, ``mass``, ``mass_lo``, ``mass_hi``, ``log_mass``,
             ``log_mass_std``, ``mass_q05`` ... ``mass_q95``, ``m_sigma``, ``m_sigma_evrard``,
-            ``sigma_v``, ``n_members``, ``z_cluster``, ``method``, ``flags``, ``error``. A cluster
-            that cannot be measured has ``ok = False``, NaN masses and the reason in ``error``.
+            ``sigma_v``, ``n_members``, ``z_cluster``, ``method``, ``flags``, ``error``; then the
+            centre used (``ra_center``, ``dec_center``, deg) and how the centre and redshift
+            were found (``center_estimated``, ``center_iterations``, ``center_converged``,
+            ``z_cluster_estimated``, ``z_cluster_iterations``, ``z_cluster_converged``); then
+            the ``mass_definitions`` columns. A cluster that cannot be measured has
+            ``ok = False``, NaN masses and the reason in ``error``.
         """
         from tqdm.auto import tqdm
 
-        if cluster_column not in members.colnames:
-            raise InputError(f"member table has no cluster column {cluster_column!r}")
-        ids = np.asarray(members[cluster_column])
-        if clusters is not None:
-            for col in (cluster_column, "ra", "dec", "z"):
-                if col not in clusters.colnames:
-                    raise InputError(f"cluster table has no column {col!r}")
-            order_ids = list(np.asarray(clusters[cluster_column]))
-        else:
-            order_ids = list(dict.fromkeys(ids.tolist()))
-        # rows of each cluster, found with one sort instead of one scan per cluster
-        order = np.argsort(ids, kind="stable")
-        unique_ids, starts = np.unique(ids[order], return_index=True)
-        bounds = dict(zip(unique_ids.tolist(), zip(starts, [*starts[1:], ids.size])))
-        phase_spaces: list[PhaseSpace | None] = []
-        errors: list[str] = []
-        for k, cid in enumerate(tqdm(order_ids, disable=not progress, desc="phase spaces")):
-            lo, hi = bounds.get(cid.item() if hasattr(cid, "item") else cid, (0, 0))
-            rows = members[np.sort(order[lo:hi])]
-            center = z_cl = None
-            if clusters is not None:
-                crow = clusters[k]
-                center, z_cl = _cluster_center_z(crow)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", AstroCnnmassWarning)
-                    if len(rows) == 0:
-                        raise InputError("no members in the member table")
-                    ps = phase_space(
-                        rows,
-                        center=center,
-                        z_cluster=z_cl,
-                        cosmology=cosmology,
-                        ra_column=ra_column,
-                        dec_column=dec_column,
-                        z_column=z_column,
-                    )
-                phase_spaces.append(ps)
-                errors.append("")
-            except InputError as exc:
-                phase_spaces.append(None)
-                errors.append(str(exc))
-        return self._batch_table(order_ids, phase_spaces, errors)
+        from .observe.batch_tables import batch_phase_spaces, plan_batch
+
+        # table-wide problems raise here, naming the column; per-cluster ones become rows
+        plan = plan_batch(members, clusters, cluster_column, ra_column, dec_column, z_column)
+        order_ids = plan.ids
+        phase_spaces, errors = batch_phase_spaces(
+            plan,
+            members,
+            cosmology=cosmology,
+            columns=(ra_column, dec_column, z_column),
+            progress=tqdm(range(len(order_ids)), disable=not progress, desc="phase spaces"),
+        )
+        return self._batch_table(
+            order_ids, phase_spaces, errors, progress=progress, mass_definitions=mass_definitions
+        )
 
     def estimate_phase_spaces(
         self,
@@ -486,7 +565,9 @@ class DynamicalMassEstimator:
         ids = list(range(len(phase_spaces))) if cluster_ids is None else list(cluster_ids)
         return self._batch_table(ids, phase_spaces, [""] * len(phase_spaces))
 
-    def _batch_table(self, ids, phase_spaces, errors) -> QTable:
+    def _batch_table(
+        self, ids, phase_spaces, errors, *, progress: bool = False, mass_definitions=()
+    ) -> QTable:
         R_parts, v_parts, counts, zs = [], [], [], []
         for ps in phase_spaces:
             if ps is None:
@@ -501,9 +582,25 @@ class DynamicalMassEstimator:
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         R = np.concatenate(R_parts) if R_parts else np.zeros(0)
         v = np.concatenate(v_parts) if v_parts else np.zeros(0)
-        batch = self.predict_packed(R, v, offsets, np.asarray(zs, dtype=float))
+        zs = np.asarray(zs, dtype=float)
+        built = [ps for ps in phase_spaces if ps is not None]
+        cosmologies = list({id(ps.cosmology): ps.cosmology for ps in built}.values())
+        cosmology = cosmologies[0] if len(cosmologies) == 1 else None
+        from tqdm.auto import tqdm
+
+        n = len(phase_spaces)
+        with tqdm(total=n, desc="images + network", unit="cluster", disable=not progress) as bar:
+            batch = self.predict_packed(R, v, offsets, zs, cosmology=cosmology)
+            bar.update(n)
+        if len(cosmologies) > 1:  # phase spaces built with different cosmologies
+            for i, ps in enumerate(phase_spaces):
+                if ps is not None:
+                    batch["log_m_evrard"][i] = _log_evrard_mass(
+                        batch["sigma_v"][i : i + 1], zs[i : i + 1], ps.cosmology
+                    )[0]
         rows = []
-        for i, ps in enumerate(phase_spaces):
+        desc = "results" + (" + " + ", ".join(mass_definitions) if mass_definitions else "")
+        for i, ps in enumerate(tqdm(phase_spaces, desc=desc, unit="cluster", disable=not progress)):
             flags = list(batch["flags"][i])
             if ps is None:
                 flags = [f for f in flags if f != "z_outside_training"]
@@ -512,7 +609,7 @@ class DynamicalMassEstimator:
             if ps is not None and ps.z_cluster_estimated:
                 flags.append("z_estimated")
             est = _estimate_from_batch(batch, i, self, ps, None, tuple(flags))
-            row = _row(est)
+            row = _row(est, mass_definitions)
             row["cluster_id"] = ids[i]
             row["error"] = errors[i] or (
                 "too few galaxies in the cylinder" if "too_few_galaxies" in flags else ""
@@ -521,32 +618,24 @@ class DynamicalMassEstimator:
         return _rows_to_table(rows)
 
 
-def _cluster_center_z(crow) -> tuple[SkyCoord | None, float | None]:
-    def _get(name):
-        value = crow[name]
-        if np.ma.is_masked(value):
-            return None
-        value = value.to_value(u.deg) if isinstance(value, u.Quantity) else float(value)
-        return None if not np.isfinite(value) else value
-
-    ra, dec, z = _get("ra"), _get("dec"), _get("z")
-    center = SkyCoord(ra * u.deg, dec * u.deg) if ra is not None and dec is not None else None
-    return center, z
-
-
-def _log_evrard_mass(sigma_kms: np.ndarray, z: np.ndarray) -> np.ndarray:
+def _log_evrard_mass(
+    sigma_kms: np.ndarray, z: np.ndarray, cosmology: Cosmology | None = None
+) -> np.ndarray:
     """log10 of the Evrard et al. 2008 M200c [Msun/h] for many clusters (NaN where σ is not).
 
-    Vectorised form of :func:`~astro_cnnmass.evrard_mass` (Planck18 E(z)).
+    Vectorised form of :func:`~astro_cnnmass.evrard_mass`, with E(z) of ``cosmology``
+    (default Planck18), the cosmology the phase spaces were built with.
     """
-    from astropy.cosmology import Planck18
+    if cosmology is None:
+        from astropy.cosmology import Planck18
 
+        cosmology = Planck18
     sigma_kms = np.asarray(sigma_kms, dtype=float)
     z = np.asarray(z, dtype=float)
     out = np.full(sigma_kms.shape, np.nan)
     good = np.isfinite(sigma_kms)
     if good.any():
-        ez = np.asarray(Planck18.efunc(z[good]), dtype=float)
+        ez = np.asarray(cosmology.efunc(z[good]), dtype=float)
         m = 1e15 * (sigma_kms[good] / EVRARD08_SIGMA15) ** (1.0 / EVRARD08_ALPHA) / ez
         with np.errstate(divide="ignore"):  # sigma = 0 (identical velocities): -inf
             out[good] = np.log10(m)

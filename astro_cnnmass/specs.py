@@ -53,7 +53,7 @@ def table_spec(name: str) -> dict[str, Any]:
     Parameters
     ----------
     name : str
-        One of :data:`TABLE_SPECS` (``"member_table"``, ``"cluster_table"``,
+        One of ``TABLE_SPECS`` (``"member_table"``, ``"cluster_table"``,
         ``"results_table"``).
 
     Returns

@@ -4,7 +4,8 @@ Usage::
 
     python benchmarks/bench_inference.py                       # 1e3 and 1e4 clusters, < 1 min
     python benchmarks/bench_inference.py --n 1000 10000 100000  # the issue-7 targets
-    python benchmarks/bench_inference.py --device cuda          # GPU network (skips if none)
+    python benchmarks/bench_inference.py --device cuda          # GPU, whole path (skips if none)
+    python benchmarks/bench_inference.py --backend torch        # the device path on CPU-torch
 
 Synthetic clusters (fixed seed): Poisson-distributed galaxy numbers (mean ``--mean``, 50 by
 default), projected radii uniform in area inside the aperture and Gaussian velocities (a few
@@ -19,7 +20,10 @@ run in increasing order, so it is the peak up to and including that size).
 The model is the bundled ``astro_cnnmass/data/cnn2d_default.asdf`` (a 5-member ensemble with its
 out-of-domain models), ``--model FILE``, or with ``--untrained`` one freshly initialised member
 without out-of-domain models (:func:`astro_cnnmass.model.bundle.untrained_bundle`; the cost of the
-bare network path). Features are built on the CPU; ``--device`` moves the network.
+bare network path). ``--backend numpy`` (the default on the CPU) builds the features with numpy
+and runs the network on ``--device``; ``--backend torch`` (the default on a GPU) runs the whole
+estimate on ``--device`` (:mod:`astro_cnnmass.device_path`; ``benchmarks/bench_gpu.py`` is the
+GPU benchmark). The default chunk size is the estimator's ``default_chunk_size``.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from astro_cnnmass.batch.streaming import DEFAULT_CHUNK_SIZE, estimate_catalog, iter_chunks
+from astro_cnnmass.batch.streaming import estimate_catalog, iter_chunks
 from astro_cnnmass.estimator import DynamicalMassEstimator
 from astro_cnnmass.features.kde import kde_images
 from astro_cnnmass.model.bundle import bundled_model_path, untrained_bundle
@@ -60,18 +64,18 @@ def synthetic_catalog(n: int, mean: float = 50.0, seed: int = 0):
 
 
 def load_estimator(
-    device: str, model: str | None, untrained: bool = False
+    device: str, model: str | None, untrained: bool = False, backend: str | None = None
 ) -> tuple[DynamicalMassEstimator, str]:
     if untrained:
         return (
-            DynamicalMassEstimator(untrained_bundle(), device=device),
+            DynamicalMassEstimator(untrained_bundle(), device=device, backend=backend),
             "untrained CNN_2D bundle (default architecture, one member, random weights, "
             "no out-of-domain model)",
         )
     if model is not None:
-        return DynamicalMassEstimator.load(model, device=device), f"file: {model}"
+        return DynamicalMassEstimator.load(model, device=device, backend=backend), f"file: {model}"
     return DynamicalMassEstimator.load(
-        bundled_model_path(), device=device
+        bundled_model_path(), device=device, backend=backend
     ), f"bundled: {bundled_model_path().name}"
 
 
@@ -83,6 +87,12 @@ def _sync(device: str) -> None:
 def breakdown(est: DynamicalMassEstimator, cat, chunk_size: int, device: str) -> dict:
     """Seconds spent in the cylinder cut, the KDE images and the network, chunk by chunk."""
     R, v, offsets, z = cat
+    if est.backend == "torch":  # the device pipeline times its own stages
+        pipe = est._device_pipeline()
+        pipe.timed, pipe.timings = True, dict.fromkeys(pipe.timings, 0.0)
+        estimate_catalog(est, cat, chunk_size=chunk_size)
+        pipe.timed = False
+        return {f"{k}_s": round(x, 4) for k, x in pipe.timings.items()}
     predictor = est._get_predictor()
     t = {"cylinder_s": 0.0, "features_s": 0.0, "network_s": 0.0}
     t0 = time.perf_counter()
@@ -140,8 +150,14 @@ def main(argv: list[str] | None = None) -> dict:
         help="catalogue sizes (clusters), run in increasing order",
     )
     p.add_argument("--mean", type=float, default=50.0, help="mean galaxies per cluster")
-    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:k] (network)")
+    p.add_argument("--chunk-size", type=int, default=None, help="default: the estimator's")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:k]")
+    p.add_argument(
+        "--backend",
+        choices=("numpy", "torch"),
+        default=None,
+        help="numpy: features on the CPU; torch: the whole estimate on --device",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--repeat", type=int, default=1, help="timed runs per size (best kept)")
     p.add_argument("--model", default=None, help="model bundle (ASDF); default: the bundled one")
@@ -162,7 +178,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(result, indent=2))
         return result
     torch.set_num_threads(args.threads)
-    est, model = load_estimator(args.device, args.model, args.untrained)
+    est, model = load_estimator(args.device, args.model, args.untrained, args.backend)
+    if args.chunk_size is None:
+        args.chunk_size = est.default_chunk_size
     # warm-up: build the predictor, first torch calls
     estimate_catalog(est, synthetic_catalog(256, args.mean, args.seed + 1), chunk_size=256)
     runs = [run_size(est, n, args) for n in sorted(args.n)]
@@ -171,6 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
         "what": "end-to-end packed phase-space arrays -> CNN_2D masses (estimate_catalog)",
         "model": model,
         "device": args.device,
+        "backend": est.backend,
         "device_name": (
             torch.cuda.get_device_name(args.device)
             if args.device.startswith("cuda")

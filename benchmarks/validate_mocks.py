@@ -7,6 +7,12 @@ measured in the Ho et al. (2019) set-up (preset ``ho2019``: satellites only, z =
 comoving Mpc/h aperture, |v| < 2500 km/s).
 
     python benchmarks/validate_mocks.py --n-hosts 3000 --workers 2 --out validation_out
+
+Issue 12 added the kinematics statistics K1–K4: LOS kurtosis and Gaussian fraction of members,
+gapper members and cylinders; stacked σ_LOS(R)/σ200; σ(all)/σ(members) against the MBM10
+interloper fit; mean and dispersion of 3D radial velocities to 6 R200c (``--n-3d`` hosts)
+against the literature anchors of the adopted infall model. ``--config NAME`` validates a
+generator variant of :mod:`astro_cnnmass.mocks.variants`.
 """
 
 from __future__ import annotations
@@ -79,7 +85,104 @@ def table_rows(s: dict) -> list[tuple[str, str, str]]:
             ),
         ]
     rows += [("V7 N_members ∝ M^α, α", _fmt(s["V7_member_counts"]["slope"]), "0.85–1.1")]
+    if "K1_los_shape" in s:
+        k1 = s["K1_los_shape"]
+        rows += [
+            (
+                "K1 members: Gaussian fraction (N≥20)",
+                _fmt(k1["members"]["gaussian_fraction"]),
+                "0.5–0.7 (Ribeiro+13, Sampaio & Ribeiro 14)",
+            ),
+            (
+                "K1 members: median LOS kurtosis",
+                _fmt(k1["members"]["kurtosis_median"]),
+                "< 0, ≈ −0.6 (Faltenbacher & Diemand 06)",
+            ),
+            ("K1 members: kurtosis 16–84 %", _fmt(k1["members"]["kurtosis_p16_p84"]), ""),
+            (
+                "K1 gapper members R<R200: Gaussian fr.",
+                _fmt(k1["gapper"]["gaussian_fraction"]),
+                "0.5–0.7 (observed members)",
+            ),
+            ("K1 gapper members: median kurtosis", _fmt(k1["gapper"]["kurtosis_median"]), "< 0"),
+            (
+                "K1 cylinder: Gaussian fraction (N≥20)",
+                _fmt(k1["cylinder"]["gaussian_fraction"]),
+                "0.5–0.7",
+            ),
+            ("K1 cylinder: median LOS kurtosis", _fmt(k1["cylinder"]["kurtosis_median"]), ""),
+        ]
+        k2 = s["K2_sigma_profile"]
+        rows += [
+            (
+                "K2 σ_los(R)/σ200 members",
+                _fmt(k2["members"]),
+                "NFW+ML " + _fmt(k2["reference_nfw_ml"]),
+            ),
+            ("K2 σ_los(R)/σ200 all (|v|<3 V200)", _fmt(k2["all"]), "hotter than members"),
+        ]
+        k3 = s["K3_cylinder_over_members"]
+        rows += [
+            (
+                "K3 σ(all,R<R200,|v|<3V200)/σ(mem)",
+                _fmt(k3["median_r200"]),
+                f"MBM10 fit {_fmt(k3['mbm10_expected'])}; > 1 observed",
+            ),
+            ("K3 σ(cylinder 1.6)/σ(members,R<R200)", _fmt(k3["median_cylinder_1.6"]), "> 1"),
+        ]
+    if "K4_radial_velocity" in s:
+        k4 = s["K4_radial_velocity"]
+        rows += [
+            (
+                "K4 mean v_r,tot/V200 (all) vs r",
+                _fmt(k4["all"]["mean_vr_tot"]),
+                "≈0 inside ≈1.3 (Cuesta+08); 0 at x_ta (Korkidis+20)",
+            ),
+            ("K4 σ_r/V200 (all) vs r", _fmt(k4["all"]["sigma_vr"]), "falls to field (Wojtak+05)"),
+            (
+                "K4 mean v_r,tot/V200 (infalling)",
+                _fmt(k4["infalling"]["mean_vr_tot"]),
+                "adopted stream model",
+            ),
+            (
+                "K4 v_r kurtosis (all) vs r",
+                _fmt(k4["all"]["kurtosis_vr"]),
+                "<0 inside r_vir, >0 outside (Wojtak+05)",
+            ),
+            (
+                "K4 radius σ_r = |v_r| [R200c]",
+                _fmt(k4["x_sigma_eq_vrad"]),
+                f"≈ R_sp = {_fmt(k4.get('r_sp_r200c', float('nan')))} (Pizzardo+24)",
+            ),
+            (
+                "K4 outer zero of mean v_r [R200c]",
+                _fmt(k4["x_zero_mean_outer"]),
+                f"x_ta (δ̄≈11, Korkidis+20): {_fmt(k4.get('x_ta_median', float('nan')))}",
+            ),
+        ]
     return rows
+
+
+def _splashback_r200c(c) -> float:
+    """Median R_sp/R200c of the hosts from colossus (Diemer 2020 model, 'sp-apr-p75')."""
+    try:
+        from colossus.cosmology import cosmology
+        from colossus.halo import splashback
+
+        cosmology.setCosmology("multidark-planck", persistence="")
+        sel = np.arange(0, c["z"].size, 3)[:200]
+        out = []
+        for i in sel:
+            m = 10 ** c["log_m200c"][i]
+            rsp, _, ok = splashback.splashbackRadius(
+                float(c["z"][i]), "200c", M=m, model="diemer20", rspdef="sp-apr-p75"
+            )
+            if ok:
+                r200 = c["r200c_mpch"][i] * 1000.0  # kpc/h physical
+                out.append(rsp / r200)
+        return float(np.median(out)) if out else float("nan")
+    except Exception:  # pragma: no cover - diagnostics only
+        return float("nan")
 
 
 def make_plots(cat, summary: dict, out: Path) -> list[str]:
@@ -154,6 +257,40 @@ def make_plots(cat, summary: dict, out: Path) -> list[str]:
     files.append(str(out / "mocks_phase_space.png"))
     fig.savefig(files[-1], dpi=120)
     plt.close(fig)
+    # stacked σ_LOS(R) / σ200 (K2)
+    if "K2_sigma_profile" in summary:
+        k2 = summary["K2_sigma_profile"]
+        e = np.array(k2["edges"])
+        xc = 0.5 * (e[1:] + e[:-1])
+        fig, ax = plt.subplots(figsize=(5, 3.8))
+        ax.plot(xc, k2["members"], "o-", label="true members")
+        ax.plot(xc, k2["all"], "s-", label="all galaxies, |v| < 3 V200")
+        ax.plot(xc, k2["reference_nfw_ml"], "k--", label="NFW + ML(r_a = r_s), projected Jeans")
+        ax.set(xlabel="R / R200c", ylabel="σ_LOS(R) / σ200 (Evrard+08)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        files.append(str(out / "mocks_sigma_profile.png"))
+        fig.savefig(files[-1], dpi=120)
+        plt.close(fig)
+    # radial velocity profile (K4)
+    if "K4_radial_velocity" in summary:
+        k4 = summary["K4_radial_velocity"]
+        e = np.array(k4["edges"])
+        xc = 0.5 * (e[1:] + e[:-1])
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        ax.plot(xc, k4["all"]["mean_vr_tot"], "o-", c="C0", label="mean v_r, all galaxies")
+        ax.plot(xc, k4["all"]["sigma_vr"], "o--", c="C0", label="σ_r, all galaxies")
+        ax.plot(xc, k4["infalling"]["mean_vr_tot"], "s-", c="C1", label="mean v_r, infalling")
+        ax.plot(xc, k4["infalling"]["sigma_vr"], "s--", c="C1", label="σ_r, infalling")
+        ax.axhline(0, c="k", lw=0.5)
+        ax.axvline(k4.get("x_ta_median", np.nan), c="k", ls=":", label="x_ta (δ̄ = δ_ta)")
+        ax.axvline(k4.get("r_sp_r200c", np.nan), c="g", ls=":", label="R_sp (colossus)")
+        ax.set(xlabel="r / R200c", ylabel="v_r / V200 (Hubble flow included)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        files.append(str(out / "mocks_radial_velocity.png"))
+        fig.savefig(files[-1], dpi=120)
+        plt.close(fig)
     return files
 
 
@@ -164,6 +301,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--catalog", type=Path, default=None, help="validate this file instead")
     p.add_argument("--out", type=Path, default=Path("validation_mocks"))
+    p.add_argument(
+        "--n-3d",
+        type=int,
+        default=300,
+        help="hosts of the 3D radial-velocity diagnostics (0 to skip)",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="generator variant name of astro_cnnmass.mocks.variants (default: none)",
+    )
     p.add_argument(
         "--ho-hosts",
         type=int,
@@ -176,16 +324,30 @@ def main(argv: list[str] | None = None) -> int:
     from astro_cnnmass.mocks.validation import (
         cylinder_sigma,
         fit_sigma_mass,
+        host_phase_space_3d,
         msigma_mass_scatter,
+        radial_velocity_profile,
         validation_summary,
     )
+    from astro_cnnmass.mocks.variants import GENERATOR_VARIANTS
 
+    cfg = MockConfig()
+    if args.config:
+        cfg = cfg.replace(**GENERATOR_VARIANTS[args.config])
     args.out.mkdir(parents=True, exist_ok=True)
     if args.catalog is not None:
         cat = MockCatalog.read(args.catalog)
     else:
-        cat = generate_catalog(args.n_hosts, seed=args.seed, workers=args.workers, progress=True)
+        cat = generate_catalog(args.n_hosts, seed=args.seed, workers=args.workers, progress=True,
+                               config=cfg)  # fmt: skip
     summary = validation_summary(cat)
+    if args.n_3d > 0:
+        ps = host_phase_space_3d(args.n_3d, seed=args.seed, config=cfg)
+        k4 = radial_velocity_profile(ps)
+        c = cat.clusters
+        k4["x_ta_median"] = float(np.median(c["x_turnaround"]))
+        k4["r_sp_r200c"] = _splashback_r200c(c)
+        summary["K4_radial_velocity"] = k4
     if args.ho_hosts > 0:
         ho = generate_catalog(
             args.ho_hosts,

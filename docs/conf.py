@@ -28,8 +28,8 @@ numpydoc_show_class_members = False
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(astropy|numpy|np|scipy|specutils|astroquery|torch|matplotlib|asdf|dask"
-               r"|colossus|collections|typing|pathlib|os|argparse)(\..*)?"),
-    (r"py:class", r"QTable|Table|SkyCoord|Cosmology|Quantity|tuple\[str"),
+               r"|colossus|collections|typing|pathlib|os|argparse|sklearn|galpy|jax)(\..*)?"),
+    (r"py:class", r"QTable|Table|SkyCoord|Cosmology|Quantity|tuple\[str|dict\[.*"),
 ]
 suppress_warnings = ["config.cache"]
 

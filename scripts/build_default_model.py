@@ -1,6 +1,7 @@
-"""Rebuild the bundled CNN_2D model from scratch, reproducibly.
+"""Rebuild the bundled CNN_2D model (v2) from scratch, reproducibly.
 
-This is the documented pipeline behind ``astro_cnnmass/data/cnn2d_default.asdf``:
+This is the documented pipeline behind ``astro_cnnmass/data/cnn2d_default.asdf`` (model v2; the
+v1 bundle stays loadable from ``astro_cnnmass/data/cnn2d_v1.asdf``):
 
 1. training mocks: ``--train-hosts`` 3D hosts x 3 lines of sight, flat in log10 M200c over
    [13.5, 15.5], z in [0.01, 0.3], all nuisance physics randomized (seed ``--seed``);
@@ -8,17 +9,26 @@ This is the documented pipeline behind ``astro_cnnmass/data/cnn2d_default.asdf``
    only for the reported figures (no tuning);
 3. robustness test sets from *other* generator settings (the variants below), never trained on;
 4. the CNN_2D (Gaussian head, deep ensemble) and, for comparison, a CNN_1D, trained on the
-   training mocks (early stopping and interval calibration on a validation split *by host* of
-   the training mocks);
+   training mocks with sampling-invariant training (issue 13, the method chosen on development
+   mocks by ``benchmarks/sampling_methods.py``): every training cluster is thinned afresh at
+   every epoch to a galaxy count drawn log-uniformly between 10 and what it has, independently
+   of its mass (``--thinning``), and log10 N is fed to the dense layers (``--log-n``) so that
+   the network widens its interval for sparse clusters instead of moving its mass; early
+   stopping and interval calibration on a validation split *by host* of the training mocks
+   (full clusters plus one thinned copy of each);
 5. evaluation on the held-out mocks (paper metrics next to the M–σ baseline on the same
-   clusters) and on the variant sets; metrics JSON and figures in ``--out``.
+   clusters, and the sampling-robustness report: log M(thinned) − log M(all) at 70 / 50 / 30 %
+   and under a stellar-mass cut, dε/dlog10 N) and on the variant sets (bias and scatter of
+   CNN_2D, CNN_1D and M–σ per variant); metrics JSON and figures in ``--out``.
 
-Run (about 25 minutes on 2 CPU cores)::
+Run (the build of model v2; about 60-75 minutes on 2 CPU cores, mocks, both networks and the
+evaluation included)::
 
-    python scripts/build_default_model.py --out runs/default
+    python scripts/build_default_model.py --out runs/v2 --install
 
-and copy ``runs/default/cnn2d.asdf`` to ``astro_cnnmass/data/cnn2d_default.asdf``
-(``--install`` does it).
+``--install`` copies ``runs/v2/cnn2d.asdf`` to ``astro_cnnmass/data/cnn2d_default.asdf``, after
+keeping the bundle it replaces as ``astro_cnnmass/data/cnn2d_v1.asdf`` if that file does not exist
+yet.
 """
 
 from __future__ import annotations
@@ -40,8 +50,12 @@ from astro_cnnmass.mocks.variants import (
     VARIANT_SEED_OFFSETS,
 )
 from astro_cnnmass.model.bundle import ModelBundle, bundled_model_path
+from astro_cnnmass.model.commands import add_sampling_invariance_arguments
 from astro_cnnmass.model.evaluation import evaluate_model
 from astro_cnnmass.model.training import train_model
+
+#: The command that builds the bundled model v2 (also stored in the bundle, training["command"]).
+BUILD_COMMAND = "python scripts/build_default_model.py --out runs/v2 --install"
 
 
 def _log(msg: str) -> None:
@@ -79,15 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--subsampled",
         type=int,
-        default=1,
-        help="thinned copies of every training image (sampling augmentation)",
+        default=0,
+        help="v1 sampling augmentation: fixed thinned copies of every training image",
     )
     p.add_argument(
         "--subsample-min",
         type=float,
         default=0.5,
-        help="smallest fraction of galaxies kept in a thinned copy",
+        help="v1 augmentation: smallest fraction of galaxies kept in a thinned copy",
     )
+    add_sampling_invariance_arguments(p)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--skip-cnn1d", action="store_true")
     p.add_argument("--skip-variants", action="store_true")
@@ -130,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
                 patience=args.patience,
                 n_subsampled=args.subsampled,
                 subsample_fraction=(args.subsample_min, 1.0),
+                thinning=args.thinning,
+                thin_min=args.thin_min,
+                thin_full_fraction=args.thin_full_fraction,
+                consistency_weight=args.consistency if args.thinning != "none" else 0.0,
+                consistency_target=args.consistency_target,
+                mean_calibration=args.mean_calibration,
+                use_log_n=args.log_n,
                 seed=args.seed,
                 progress=False,
                 command=command,
@@ -156,19 +178,46 @@ def main(argv: list[str] | None = None) -> int:
             )
             _log(f"evaluating on variant {name}")
             report["variants"][name] = evaluate_model(
-                [models["cnn2d"]],
+                [models[n] for n in names],
                 cat,
                 out / f"variant_{name}",
                 seed=args.seed,
-                names=["cnn2d"],
+                names=names,
                 robustness_fraction=0.0,
+                robustness=False,
             )
+        report["variant_summary"] = _variant_summary(report["variants"])
+    report["robustness"] = {n: metrics["models"][n].get("robustness") for n in names}
     (out / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
     _log(f"report written to {out / 'report.json'}")
     if args.install:
-        shutil.copyfile(out / "cnn2d.asdf", bundled_model_path())
-        _log(f"installed {out / 'cnn2d.asdf'} as {bundled_model_path()}")
+        target = bundled_model_path()
+        v1 = target.with_name("cnn2d_v1.asdf")
+        if target.exists() and not v1.exists():  # keep the bundle it replaces, once
+            shutil.copyfile(target, v1)
+            _log(f"kept the previous bundle as {v1}")
+        shutil.copyfile(out / "cnn2d.asdf", target)
+        _log(f"installed {out / 'cnn2d.asdf'} as {target}")
     return 0
+
+
+def _variant_summary(variants: dict) -> dict:
+    """Bias (mean ε) and scatter (σ_ε) per variant, for every model and its M–σ, dex."""
+    out = {}
+    for name, rep in variants.items():
+        row = {}
+        for model, res in rep["models"].items():
+            row[model] = {
+                "mean": res["cnn"]["mean"],
+                "std": res["cnn"]["std"],
+                "n": res["cnn"]["n"],
+            }
+            row[f"m_sigma[{model}]"] = {
+                "mean": res["m_sigma"]["mean"],
+                "std": res["m_sigma"]["std"],
+            }
+        out[name] = row
+    return out
 
 
 def _json_default(obj):

@@ -35,8 +35,12 @@ def build(seed: int = SEED) -> Table:
     """The example member table (see the module docstring)."""
     # a relaxed, well-centred cluster (no major merger, no miscentring), so that the first
     # example shows the typical case; the held-out test mocks cover mergers and miscentring
-    config = MockConfig().replace(log_m_range=(14.55, 14.65), z_range=(0.045, 0.055),
-                                  p_merger=(0.0, 0.0), miscentring_fraction=(0.0, 0.0))
+    config = MockConfig().replace(
+        log_m_range=(14.55, 14.65),
+        z_range=(0.045, 0.055),
+        p_merger=(0.0, 0.0),
+        miscentring_fraction=(0.0, 0.0),
+    )
     cat = generate_catalog(1, seed=seed, lines_of_sight=1, config=config, progress=False)
     R, v, is_member = (np.asarray(a, dtype=float) for a in cat.galaxies(0))
     clusters = cat.clusters
@@ -78,8 +82,10 @@ def main() -> None:
     table = build(args.seed)
     table.write(example_cluster_path(), format="ascii.ecsv", overwrite=True)
     meta = table.meta
-    print(f"wrote {len(table)} galaxies to {example_cluster_path()} "
-          f"(true log10 M200c = {meta['true_log_m200c']:.3f}, z = {meta['z_cluster']:.4f})")
+    print(
+        f"wrote {len(table)} galaxies to {example_cluster_path()} "
+        f"(true log10 M200c = {meta['true_log_m200c']:.3f}, z = {meta['z_cluster']:.4f})"
+    )
 
 
 if __name__ == "__main__":

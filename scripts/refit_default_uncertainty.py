@@ -12,6 +12,10 @@ same result directly.
 Run (about 2 minutes on 2 CPU cores)::
 
     python scripts/refit_default_uncertainty.py --out runs/default --install
+
+For model v2 use the build's working directory (``--out runs/v2``), which holds its training
+mocks; the refit reproduces the thinned validation copies, the mean offset and the
+richness-dependent std scale of a bundle trained with ``mean_calibration``.
 """
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ def test_bundled_model_loads_with_its_configuration(estimator):
     assert estimator.cylinder.to_dict() == {"aperture_mpch": 1.6, "v_cut_kms": 2200.0}
     assert estimator.feature_config.n_v == 48 and estimator.feature_config.n_R == 48
     assert estimator.domain["z_min"] < 0.05 and estimator.domain["z_max"] > 0.25
-    assert estimator.bundle.n_members >= 5
+    assert estimator.bundle.n_members >= 3  # v2: a 3-member ensemble (v1: 5)
+    assert estimator.bundle.network_config.get("use_log_n")  # v2 reads the galaxy count
 
 
 def test_seeded_mock_clusters_are_measured_within_0p3_dex(estimator, seeded_mocks):
@@ -164,7 +165,11 @@ def test_galaxies_scattered_at_random_through_the_cylinder_are_flagged(estimator
         phase_space(R=R, v=v, z_cluster=0.1) for R, v in phase_spaces
     )
     flagged = np.asarray(table["ood_score"]) > 1
-    assert flagged.mean() >= 0.8  # 0.95 for these draws; ordinary mocks: ~2 %
+    # v1 flagged 0.95 of these draws, v2 0.41 (model card, 'Domain and known limits': the mocks
+    # of generator 2.0 have flatter cylinder velocities, so a uniform field is less unlike the
+    # most massive training clusters); ordinary mocks: ~2 %. The bound still fails if the
+    # out-of-domain score stops seeing random fields at all.
+    assert flagged.mean() >= 0.25
     assert all(
         ("out_of_distribution" in str(f)) == bad
         for f, bad in zip(table["flags"], flagged, strict=True)

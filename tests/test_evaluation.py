@@ -131,5 +131,5 @@ def test_evaluate_subparser():
     parser = argparse.ArgumentParser()
     add_evaluate_subparser(parser.add_subparsers())
     args = parser.parse_args(["evaluate", "m1.asdf", "m2.asdf", "t.asdf", "--out", "d"])
-    assert args.paths == ["m1.asdf", "m2.asdf", "t.asdf"] and args.out == "d"
+    assert args.paths == ["m1.asdf", "m2.asdf", "t.asdf"] and str(args.out) == "d"
     assert args.draws == 10 and callable(args.func)

@@ -6,6 +6,7 @@ import pytest
 
 from astro_cnnmass.mocks import MockCatalog, generate_catalog
 from astro_cnnmass.mocks import generator as gen_module
+from astro_cnnmass.mocks.catalog import CatalogFileError
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +67,16 @@ def test_select_concatenate_table(small):
 
 
 def test_constructor_validates():
-    gal = {"R": np.zeros(3), "v": np.zeros(3), "is_member": np.zeros(3, bool),
-           "log_mstar": np.zeros(3)}
-    cl = {k: np.zeros(1) for k in ("host_id", "los_id", "log_m200c", "z", "sigma_true_kms",
-                                   "n_members_3d")}
+    gal = {
+        "R": np.zeros(3),
+        "v": np.zeros(3),
+        "is_member": np.zeros(3, bool),
+        "log_mstar": np.zeros(3),
+    }
+    cl = {
+        k: np.zeros(1)
+        for k in ("host_id", "los_id", "log_m200c", "z", "sigma_true_kms", "n_members_3d")
+    }
     MockCatalog([0, 3], gal, cl)
     with pytest.raises(ValueError, match="length"):
         MockCatalog([0, 2], gal, cl)
@@ -85,8 +92,12 @@ def test_schema_rejects_malformed_file(small, tmp_path):
         assert old in raw
         bad = tmp_path / "bad.asdf"
         bad.write_bytes(raw.replace(old, new, 1))
-        with pytest.raises(asdf.ValidationError):
+        # the reader wraps schema errors in CatalogFileError (naming the file); the schema
+        # error is kept as its cause
+        with pytest.raises((asdf.ValidationError, CatalogFileError)) as info:
             MockCatalog.read(bad)
+        if info.type is CatalogFileError:
+            assert isinstance(info.value.__cause__, asdf.ValidationError)
 
 
 def test_interrupted_run_leaves_no_file(tmp_path, monkeypatch):

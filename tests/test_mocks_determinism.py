@@ -6,8 +6,14 @@ from astro_cnnmass.mocks import generate_catalog
 
 
 def _digest(cat):
-    return [cat.offsets, cat.R, cat.v, cat.is_member, cat.log_mstar,
-            *[cat.clusters[k] for k in sorted(cat.clusters)]]
+    return [
+        cat.offsets,
+        cat.R,
+        cat.v,
+        cat.is_member,
+        cat.log_mstar,
+        *[cat.clusters[k] for k in sorted(cat.clusters)],
+    ]
 
 
 def test_same_seed_identical_across_workers_and_chunks():

@@ -67,8 +67,15 @@ def test_stored_galaxies_inside_storage_cylinder(cat):
 def test_randomized_parameters_stay_in_their_ranges(cat):
     cfg = MockConfig()
     c = cat.clusters
-    for name in ("f_c", "velocity_bias", "sampling_fraction", "log_mstar_cut",
-                 "velocity_error_kms", "infall_amplitude", "x_turnaround"):
+    for name in (
+        "f_c",
+        "velocity_bias",
+        "sampling_fraction",
+        "log_mstar_cut",
+        "velocity_error_kms",
+        "infall_amplitude",
+        "x_turnaround",
+    ):
         lo, hi = getattr(cfg, name)
         assert c[name].min() >= lo and c[name].max() <= hi, name
         assert c[name].std() > 0, name
@@ -78,8 +85,14 @@ def test_randomized_parameters_stay_in_their_ranges(cat):
 
 def test_jeans_isotropic_nfw_normalisation():
     # physics note §4.1: mass-weighted σ_1D within r200 = 0.642 V200 for c = 4.3, isotropic
-    h = {"c200c": 4.3, "c_gal": 4.3, "tracer_profile": 0, "einasto_alpha": np.nan,
-         "anisotropy_model": 2, "const_beta": 0.0}
+    h = {
+        "c200c": 4.3,
+        "c_gal": 4.3,
+        "tracer_profile": 0,
+        "einasto_alpha": np.nan,
+        "anisotropy_model": 2,
+        "const_beta": 0.0,
+    }
     lx, sig, beta = jeans_sigma_r(h)
     x = np.exp(lx)
     m = x <= 1.0

@@ -223,7 +223,7 @@ def test_train_subparser():
             "7",
         ]
     )
-    assert (args.mocks, args.out, args.epochs, args.ensemble, args.head, args.seed) == (
+    assert (str(args.mocks), str(args.out), args.epochs, args.ensemble, args.head, args.seed) == (
         "m.asdf",
         "o.asdf",
         3,

@@ -5,8 +5,9 @@ from types import SimpleNamespace
 import numpy as np
 
 
-def toy_catalog(n_hosts=150, n_los=2, seed=0, z=0.1, *, host0=0, concentrated=False,
-                poor_last_host=False):
+def toy_catalog(
+    n_hosts=150, n_los=2, seed=0, z=0.1, *, host0=0, concentrated=False, poor_last_host=False
+):
     """Gaussian velocity clouds with sigma = 1000 km/s (M / 1e15)^(1/3), 20-40 galaxies each.
 
     Parameters
@@ -34,8 +35,9 @@ def toy_catalog(n_hosts=150, n_los=2, seed=0, z=0.1, *, host0=0, concentrated=Fa
             for key, val in zip(cols, (host0 + h, los, log_m[h], z)):
                 cols[key].append(val)
     return SimpleNamespace(
-        R=np.concatenate(R), v=np.concatenate(v), offsets=np.asarray(offsets),
+        R=np.concatenate(R),
+        v=np.concatenate(v),
+        offsets=np.asarray(offsets),
         clusters={k: np.asarray(val) for k, val in cols.items()},
-        meta={"generator_version": "toy", "seed": seed,
-              "cosmology": {"name": "multidark-planck"}},
+        meta={"generator_version": "toy", "seed": seed, "cosmology": {"name": "multidark-planck"}},
     )

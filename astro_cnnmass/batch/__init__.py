@@ -1,6 +1,7 @@
 """Catalogue scale: memory-bounded streaming over member catalogues, and Dask.
 
-* :mod:`~astro_cnnmass.batch.streaming` -- :func:`estimate_catalog`, chunked packed inference;
+* :mod:`~astro_cnnmass.batch.streaming` --
+  :func:`~astro_cnnmass.batch.streaming.estimate_catalog`, chunked packed inference;
 * :mod:`~astro_cnnmass.batch.distributed` -- the Dask bag / dataframe paths (optional ``dask``).
 """
 

@@ -252,25 +252,24 @@ def packed_from_table(
     counts = np.bincount(rank[inverse.ravel()], minlength=uniq.size)
     offsets = np.zeros(uniq.size + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    R = _column_value(galaxies[R_column], MPC_H)[order]
-    v = _column_value(galaxies[v_column], _KMS)[order]
+    R = _column_value(galaxies[R_column], MPC_H, R_column)[order]
+    v = _column_value(galaxies[v_column], _KMS, v_column)[order]
     cluster_ids = uniq[np.argsort(rank)]
     if z is None:
         if z_column is None or z_column not in galaxies.colnames:
             raise InputError(f"galaxy table has no redshift column {z_column!r}; pass z=")
-        z = np.asarray(galaxies[z_column], dtype=float)[order][offsets[:-1]]
+        z = _column_value(galaxies[z_column], None, z_column)[order][offsets[:-1]]
     z = np.atleast_1d(np.asarray(z, dtype=float))
     if z.shape != (uniq.size,):
         raise InputError(f"z has shape {z.shape}, expected ({uniq.size},)")
     return R, v, offsets, z, cluster_ids
 
 
-def _column_value(col: Any, unit: u.UnitBase) -> np.ndarray:
-    if isinstance(col, u.Quantity):
-        return np.asarray(col.to_value(unit), dtype=np.float64)
-    if getattr(col, "unit", None) is not None:
-        return np.asarray(u.Quantity(col).to_value(unit), dtype=np.float64)
-    return np.asarray(col, dtype=np.float64)
+def _column_value(col: Any, unit: u.UnitBase | None, name: str = "") -> np.ndarray:
+    """Float64 values of a column in ``unit``; masked cells become NaN, non-numbers raise."""
+    from ..observe.columns import float_values
+
+    return float_values(col, f"galaxy table column {name!r}", unit)
 
 
 def _unpack_catalog(catalog: Any, z: Any) -> tuple[Any, Any, np.ndarray, np.ndarray, dict]:
@@ -303,7 +302,7 @@ def estimate_catalog(
     catalog: Any,
     *,
     z: Any = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     cylinder_already_applied: bool = False,
     progress: bool = False,
     as_table: bool = True,
@@ -321,8 +320,10 @@ def estimate_catalog(
         Use :func:`packed_from_table` for a galaxy table.
     z : array-like, optional
         Cluster redshifts overriding the catalogue's ``clusters['z']``.
-    chunk_size : int
-        Largest number of clusters processed at once; sets the peak memory.
+    chunk_size : int, optional
+        Largest number of clusters processed at once; sets the peak memory. Default the
+        estimator's ``default_chunk_size`` (``DEFAULT_CHUNK_SIZE`` = 4096 on the CPU,
+        65536 on a GPU).
     cylinder_already_applied : bool
         Skip the cylinder cut (the galaxies are already inside the model's cylinder).
     progress : bool
@@ -354,16 +355,26 @@ def estimate_catalog(
     n = offsets.size - 1
     if z_all.shape != (n,):
         raise InputError(f"z has shape {z_all.shape}, expected ({n},)")
+    if chunk_size is None:
+        chunk_size = getattr(estimator, "default_chunk_size", DEFAULT_CHUNK_SIZE)
     chunk_size = _check_chunk_size(chunk_size)
     out: dict[str, Any] = {k: np.full(n, np.nan) for k in RESULT_FLOATS}
     out["n"] = np.zeros(n, dtype=np.int64)
     out["z"] = z_all
     flags: list[list[str]] = [[] for _ in range(n)]
-    cylinder = None if cylinder_already_applied else estimator.cylinder
+    # with the torch backend the cut runs on the device, inside predict_packed
+    on_device = getattr(estimator, "backend", "numpy") == "torch"
+    cut_here = not (cylinder_already_applied or on_device)
+    cylinder = estimator.cylinder if cut_here else None
     with tqdm(total=n, disable=not progress, unit="cluster", desc="masses") as bar:
         for chunk in iter_chunks(R, v, offsets, chunk_size, z=z_all, cylinder=cylinder):
             res = estimator.predict_packed(
-                chunk.R, chunk.v, chunk.offsets, chunk.z, chunk_size=max(chunk.n_clusters, 1)
+                chunk.R,
+                chunk.v,
+                chunk.offsets,
+                chunk.z,
+                chunk_size=max(chunk.n_clusters, 1),
+                apply_cylinder=on_device and not cylinder_already_applied,
             )
             sl = slice(chunk.start, chunk.stop)
             for key in (*RESULT_FLOATS, "n"):

@@ -1,8 +1,10 @@
 """The one feature builder: batched KDE images of projected phase space (numpy and torch).
 
-* :mod:`~astro_cnnmass.features.config` -- :class:`FeatureConfig` (grid, kernel, cylinder) and
-  :func:`pack` (per-cluster arrays -> the flat form);
-* :mod:`~astro_cnnmass.features.kde` -- :func:`kde_images` / :func:`kde_image`.
+* :mod:`~astro_cnnmass.features.config` --
+  :class:`~astro_cnnmass.features.config.FeatureConfig` (grid, kernel, cylinder) and
+  :func:`~astro_cnnmass.features.config.pack` (per-cluster arrays -> the flat form);
+* :mod:`~astro_cnnmass.features.kde` -- :func:`~astro_cnnmass.features.kde.kde_images` /
+  :func:`~astro_cnnmass.features.kde.kde_image`.
 """
 
 from .config import FeatureConfig, pack

@@ -187,7 +187,9 @@ class FeatureConfig:
 def pack(
     list_of_R: Sequence[Any], list_of_v: Sequence[Any]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Concatenate per-cluster arrays into the flat representation of :func:`kde_images`.
+    """Concatenate per-cluster arrays into the flat form of batched features.
+
+    The form that :func:`~astro_cnnmass.features.kde.kde_images` takes.
 
     Parameters
     ----------

@@ -333,7 +333,8 @@ def kde_images(
     v : array-like of float, shape ``(n_galaxies,)``
         Line-of-sight velocities in the cluster rest frame, km/s.
     offsets : array-like of int, shape ``(n_clusters + 1,)``
-        Cluster i is ``slice(offsets[i], offsets[i + 1])`` of ``R`` and ``v`` (see :func:`pack`).
+        Cluster i is ``slice(offsets[i], offsets[i + 1])`` of ``R`` and ``v`` (see
+        :func:`~astro_cnnmass.features.config.pack`).
     config : FeatureConfig, optional
         Grid, kernel and kind; default ``FeatureConfig()`` (the paper's CNN_2D input).
     backend : {"numpy", "torch"}
@@ -354,8 +355,10 @@ def kde_images(
     Returns
     -------
     images : ndarray, shape ``(n_clusters, n_v, n_R)`` (2d) or ``(n_clusters, n_v)`` (1d)
-        Axis 1 = velocity bin centres (`FeatureConfig.v_centres`), axis 2 = radius bin centres
-        (`FeatureConfig.R_centres`); each image sums to 1. NaN where ``valid`` is False.
+        Axis 1 = velocity bin centres
+        (`~astro_cnnmass.features.config.FeatureConfig.v_centres`), axis 2 = radius bin
+        centres (`~astro_cnnmass.features.config.FeatureConfig.R_centres`); each image sums
+        to 1. NaN where ``valid`` is False.
     valid : ndarray of bool, shape ``(n_clusters,)``
         False where the KDE is undefined: fewer than 3 galaxies, non-finite R or v, a singular
         sample covariance (e.g. all galaxies at the same R), or a KDE that is numerically zero

@@ -1,8 +1,10 @@
 """Mock cluster observations: a semi-analytic generator of projected phase space.
 
 The generator (see ``docs/mocks.rst``) follows the steps G1–G10 of the physics note: host halos
-(``mocks.halos``), member galaxies (``mocks.members``, ``mocks.population``), velocities
-(``mocks.velocities``), surroundings (``mocks.surroundings``) and observation
+(``mocks.halos``), member galaxies (``mocks.members``, ``mocks.population``), member
+kinematics from distribution functions (``mocks.dflibrary``; Jeans + Gaussian velocities in
+``mocks.velocities`` for the generator-1.0 variant), surroundings and infall
+(``mocks.surroundings``) and observation
 (``mocks.observe``); the output is a :class:`~astro_cnnmass.mocks.MockCatalog`
 (``mocks.catalog``).
 """

@@ -35,7 +35,13 @@ from astropy.table import QTable
 
 from ..tags import MOCK_CATALOG_TAG
 
-__all__ = ["GALAXY_COLUMNS", "CatalogWriter", "MockCatalog", "MockCatalogConverter"]
+__all__ = [
+    "GALAXY_COLUMNS",
+    "CatalogFileError",
+    "CatalogWriter",
+    "MockCatalog",
+    "MockCatalogConverter",
+]
 
 #: Per-galaxy columns and their stored dtypes.
 GALAXY_COLUMNS: dict[str, np.dtype] = {
@@ -47,6 +53,46 @@ GALAXY_COLUMNS: dict[str, np.dtype] = {
 }
 #: Per-cluster columns every catalogue must have.
 REQUIRED_CLUSTER_COLUMNS = ("host_id", "los_id", "log_m200c", "z", "sigma_true_kms", "n_members_3d")
+#: Ceiling on the decompressed size of a catalogue's *compressed* blocks, bytes.
+MAX_COMPRESSED_CATALOG_BYTES = 2**30
+
+
+class CatalogFileError(ValueError):
+    """A file that cannot be read as a mock catalogue: foreign, altered, truncated or unsafe."""
+
+
+def content_digest(offsets: Any, galaxies: dict, clusters: dict, meta: dict) -> str:
+    """SHA-256 over the arrays (name, dtype, shape, bytes) and the canonical JSON of ``meta``.
+
+    Arrays are hashed in 16 MB pieces, so a memory-mapped catalogue of any size is digested
+    with bounded memory.
+
+    Returns
+    -------
+    str
+        64 hexadecimal characters.
+    """
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    items = [("offsets", offsets)]
+    items += [(f"galaxies/{k}", galaxies[k]) for k in sorted(galaxies)]
+    items += [(f"clusters/{k}", clusters[k]) for k in sorted(clusters)]
+    for name, arr in items:
+        arr = np.asarray(arr)
+        le = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
+        h.update(f"{name}:{le.str}:{list(arr.shape)};".encode())
+        flat = arr.reshape(-1)
+        step = max(1, (16 << 20) // max(arr.dtype.itemsize, 1))
+        for s in range(0, flat.size, step):
+            h.update(np.ascontiguousarray(flat[s : s + step], dtype=le).tobytes())
+
+    def _default(obj: Any) -> Any:  # arrays in meta hash by value, whatever their type
+        return np.asarray(obj).tolist() if hasattr(obj, "__array__") else str(obj)
+
+    h.update(json.dumps(_plain(meta), sort_keys=True, default=_default).encode())
+    return h.hexdigest()
 
 
 class MockCatalog:
@@ -79,6 +125,7 @@ class MockCatalog:
         self._cl = dict(clusters)
         self.meta: dict = dict(meta or {})
         self._file = None
+        self._sha256: str | None = None
         self._validate()
 
     # ------------------------------------------------------------------ validation
@@ -271,20 +318,62 @@ class MockCatalog:
         return path
 
     @classmethod
-    def read(cls, path: str | os.PathLike, lazy: bool = True) -> MockCatalog:
-        """Read a catalogue; ``lazy=True`` memory-maps the arrays and keeps the file open."""
+    def read(cls, path: str | os.PathLike, lazy: bool = True, verify: bool = True) -> MockCatalog:
+        """Read a catalogue; ``lazy=True`` memory-maps the arrays and keeps the file open.
+
+        Before asdf parses the file, its YAML tree and block headers are checked against cost
+        limits (``astro_cnnmass.safe_asdf.prescan``: no YAML anchors/aliases, bounded node
+        count, compressed blocks no larger than their arrays); after, the content digest
+        written with the file is checked (``verify=True``; streamed, bounded memory).
+
+        Raises
+        ------
+        FileNotFoundError
+            No file at ``path``.
+        CatalogFileError
+            The file is unsafe, not an ASDF mock catalogue, fails the schema, or its content
+            does not match its digest (a flipped bit, an edit).
+        """
         import asdf
+
+        from ..safe_asdf import UnsafeFileError, prescan
 
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no mock catalogue at {path}")
-        with asdf.config_context() as cfg:
-            cfg.validate_on_read = True  # schema check (asdf >= 4 skips it by default)
-            af = asdf.open(path, memmap=lazy, lazy_load=lazy)
+        if path.is_dir():
+            raise CatalogFileError(f"{path} is a directory, expected an ASDF mock catalogue")
         try:
-            cat = af["catalog"]
+            prescan(path, max_decompressed_bytes=MAX_COMPRESSED_CATALOG_BYTES)
+            with asdf.config_context() as cfg:
+                cfg.validate_on_read = True  # schema check (asdf >= 4 skips it by default)
+                af = asdf.open(path, memmap=lazy, lazy_load=lazy)
+        except UnsafeFileError as exc:
+            raise CatalogFileError(f"refusing the mock catalogue: {exc}") from exc
+        except Exception as exc:  # asdf / yaml / schema errors
+            raise CatalogFileError(
+                f"{path} is not a readable mock catalogue: {type(exc).__name__}: {exc}"
+            ) from exc
+        try:
+            if "catalog" not in af.tree:
+                kind = " (it is a model file)" if "model" in af.tree else ""
+                raise CatalogFileError(
+                    f"{path} holds no 'catalog' entry{kind}: expected an ASDF mock catalogue "
+                    "written by 'astro-cnnmass mocks'"
+                )
+            try:
+                cat = af["catalog"]
+            except Exception as exc:
+                raise CatalogFileError(f"{path}: cannot read the catalogue: {exc}") from exc
             if not isinstance(cat, MockCatalog):
-                raise ValueError(f"{path} does not hold a mock_catalog-1.0.0 object")
+                raise CatalogFileError(f"{path} does not hold a mock_catalog-1.0.0 object")
+            if verify and cat._sha256 is not None:
+                actual = content_digest(cat._offsets, cat._gal, cat._cl, cat.meta)
+                if actual != cat._sha256:
+                    raise CatalogFileError(
+                        f"{path}: content digest mismatch (stored {cat._sha256[:12]}..., content "
+                        f"{actual[:12]}...): the file was altered or corrupted"
+                    )
         except Exception:
             af.close()
             raise
@@ -410,12 +499,14 @@ class MockCatalogConverter(Converter):
             dt = GALAXY_COLUMNS.get(k)
             arr = np.asarray(a)
             gal[k] = arr if dt is None or arr.dtype == dt else arr.astype(dt)
+        offsets, clusters, meta = obj.offsets, _tree_arrays(obj.clusters), _plain(obj.meta)
         return {
             "n_clusters": obj.n_clusters,
-            "offsets": obj.offsets,
+            "offsets": offsets,
             "galaxies": gal,
-            "clusters": _tree_arrays(obj.clusters),
-            "meta": _plain(obj.meta),
+            "clusters": clusters,
+            "meta": meta,
+            "sha256": content_digest(offsets, gal, clusters, meta),
         }
 
     def from_yaml_tree(self, node: dict, tag: str, ctx: Any) -> MockCatalog:
@@ -428,6 +519,8 @@ class MockCatalogConverter(Converter):
         cat._cl = dict(node["clusters"])
         cat.meta = _plain(node.get("meta", {}))
         cat._file = None
+        sha = node.get("sha256")  # absent in catalogues written before the digest existed
+        cat._sha256 = str(sha) if sha is not None else None
         if int(node["n_clusters"]) != cat._offsets.size - 1:
             raise ValueError("mock catalogue: n_clusters does not match len(offsets) - 1")
         cat._validate()

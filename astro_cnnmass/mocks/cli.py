@@ -12,8 +12,13 @@ The package's ``cli.py`` wires these in::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["add_mocks_subparser", "run_mocks_command"]
@@ -60,8 +65,36 @@ def add_mocks_subparser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     return p
 
 
+@contextlib.contextmanager
+def _sigterm_cleans_up() -> Iterator[None]:
+    """Turn SIGTERM into ``SystemExit(143)`` in this process, so that the catalogue writer's
+    clean-up (removing its temporary folder of ``.raw`` chunks) runs as it does on Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    parent = os.getpid()
+
+    def handler(signum, frame):
+        if os.getpid() != parent:  # a forked worker: die as SIGTERM would
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise SystemExit(128 + signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_mocks_command(args: argparse.Namespace) -> int:
-    """Run the ``mocks`` sub-command; returns the process exit status."""
+    """Run the ``mocks`` sub-command; returns the process exit status (1 on an error)."""
+    with _sigterm_cleans_up():
+        return _run_mocks(args)
+
+
+def _run_mocks(args: argparse.Namespace) -> int:
     from .config import MockConfig, MockConfigError
     from .generator import generate_catalog
 
@@ -84,7 +117,7 @@ def run_mocks_command(args: argparse.Namespace) -> int:
         )
     except (ValueError, TypeError, OSError) as exc:
         print(f"astro-cnnmass mocks: error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     print(f"wrote {cat.n_clusters} clusters ({cat.n_galaxies} galaxies) to {args.out}")
     cat.close()
     return 0

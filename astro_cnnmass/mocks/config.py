@@ -29,7 +29,9 @@ Z_LIMITS = (0.005, 0.5)
 
 _CHOICES = {
     "cm_models": ("diemer19", "duffy08", "ishiyama21"),
-    "anisotropy_models": ("ml", "tiret", "const"),
+    "anisotropy_models": ("ml", "tiret", "const", "om"),
+    "member_velocities": ("df", "gaussian"),
+    "infall_kinematics": ("stream", "mean", "none"),
     "tracer_profiles": ("nfw", "einasto"),
     "member_radius": ("r200c", "rvir", "r200m"),
     "cosmology": ("multidark-planck", "planck18", "planck15", "WMAP9", "bolshoi"),
@@ -75,7 +77,8 @@ class MockConfig:
     tracer_profiles : tuple of str
         Galaxy number-density profile shapes (``nfw``, ``einasto``), chosen at random per host.
     einasto_alpha : tuple
-        Einasto shape parameter of the galaxy profile when ``einasto``.
+        Einasto shape parameter of the galaxy profile when ``einasto`` (fixed at 0.2, the node
+        of the distribution-function library, with ``member_velocities='df'``).
     truncation_r200m : tuple
         Outer truncation of the orbiting (member) population, units of R200m.
     shape_sigma : tuple
@@ -86,10 +89,16 @@ class MockConfig:
         q_vel = q_pos ** exponent for both velocity axis ratios.
     misalignment_median_deg : float
         Median angle between the velocity ellipsoid and the shape principal axes.
+    member_velocities : {'df', 'gaussian'}
+        How the orbiting members get positions and velocities: jointly from equilibrium
+        distribution functions (``df``, the default; ``astro_cnnmass.mocks.dflibrary``) or
+        radii from the tracer profile and 3D Gaussian velocities with the Jeans σ_r(r)
+        (``gaussian``, the generator-1.0 physics).
     anisotropy_models : tuple of str
         Velocity anisotropy β(r) models: Mamon & Łokas 2005 (``ml``), simplified Tiret
-        (``tiret``) and constant (``const``).
-    ml_ra_rs, tiret_beta_inf, tiret_rb_rs, const_beta : tuple
+        (``tiret``), constant (``const``) and Osipkov–Merritt (``om``, DF mode only; with
+        ``gaussian`` it is solved with the Jeans equation like the others).
+    ml_ra_rs, tiret_beta_inf, tiret_rb_rs, const_beta, om_ra_rs : tuple
         Ranges of the anisotropy parameters (radii in units of the DM scale radius r_s).
     velocity_bias : tuple
         Galaxy velocity bias b_v = σ_gal / σ_DM.
@@ -105,9 +114,28 @@ class MockConfig:
     p_substructure, substructure_mu, p_merger : tuple
         Probability of bound infalling subgroups, their mass ratio range (log-uniform) and the
         probability of a major-merger companion.
+    infall_kinematics : {'stream', 'mean', 'none'}
+        Velocities of the galaxies around the host: an infalling stream released at rest at the
+        turnaround radius (``stream``, default; ``astro_cnnmass.mocks.surroundings``), the
+        generator-1.0 mean-infall field tapered inside the splashback radius (``mean``), or no
+        infall region at all (``none``: no infall motion and no infalling-matter excess).
     infall_amplitude, x_turnaround, x_splashback : tuple
         Mean infall velocity amplitude, turnaround radius and splashback taper radius (units of
-        R200c).
+        R200c) of the ``mean`` model; with ``stream`` the turnaround radius is where the mean
+        enclosed overdensity is ``turnaround_delta``, clipped to ``x_turnaround``.
+    turnaround_delta : tuple
+        Mean enclosed matter overdensity at turnaround (Korkidis et al. 2020, arXiv:1912.08216:
+        δ ≈ 11).
+    stream_amplitude : tuple
+        Radial speed of the infalling stream as a fraction of free fall from rest at turnaround.
+    stream_sigma : tuple
+        Radial velocity dispersion of the infalling stream at R200c [V200]; it falls as
+        x^-1/2 towards the field value.
+    stream_sigma_t_ratio : tuple
+        Tangential-to-radial dispersion ratio of the infalling stream.
+    infall_inner_r200c : tuple
+        Innermost 3D radius [R200c] of infalling neighbour halos and field galaxies (``stream``;
+        ``mean`` uses the host's truncation radius as before).
     infall_delta1, infall_slope : tuple
         Normalisation δ1 and slope s of the infalling matter profile δ1 (r/R200m)^-s.
     field_sigma_kms : tuple
@@ -158,18 +186,20 @@ class MockConfig:
     cm_scatter_dex: tuple[float, float] = _r(0.11, 0.16)
     f_c: tuple[float, float] = _r(0.45, 1.1)
     tracer_profiles: tuple[str, ...] = ("nfw", "einasto")
-    einasto_alpha: tuple[float, float] = _r(0.16, 0.30)
+    einasto_alpha: tuple[float, float] = _r(0.2, 0.2)
     truncation_r200m: tuple[float, float] = _r(1.0, 1.5)
     shape_sigma: tuple[float, float] = _r(0.07, 0.10)
     triaxial: bool = True
     velocity_shape_exponent: tuple[float, float] = _r(0.5, 0.9)
     misalignment_median_deg: float = 20.0
     # velocities
+    member_velocities: str = "df"
     anisotropy_models: tuple[str, ...] = ("ml", "tiret", "const")
     ml_ra_rs: tuple[float, float] = _r(0.5, 2.0)
     tiret_beta_inf: tuple[float, float] = _r(0.2, 0.9)
     tiret_rb_rs: tuple[float, float] = _r(0.5, 2.0)
     const_beta: tuple[float, float] = _r(-0.2, 0.5)
+    om_ra_rs: tuple[float, float] = _r(0.7, 2.0)
     velocity_bias: tuple[float, float] = _r(0.92, 1.08)
     sigma_norm_scatter: float = 0.04
     mass_segregation_k: tuple[float, float] = _r(0.0, 0.05)
@@ -182,6 +212,12 @@ class MockConfig:
     substructure_mu: tuple[float, float] = _r(0.03, 0.3)
     p_merger: tuple[float, float] = _r(0.0, 0.1)
     # surroundings
+    infall_kinematics: str = "stream"
+    turnaround_delta: tuple[float, float] = _r(8.0, 15.0)
+    stream_amplitude: tuple[float, float] = _r(0.7, 1.0)
+    stream_sigma: tuple[float, float] = _r(0.25, 0.45)
+    stream_sigma_t_ratio: tuple[float, float] = _r(0.6, 1.0)
+    infall_inner_r200c: tuple[float, float] = _r(1.0, 1.3)
     infall_amplitude: tuple[float, float] = _r(0.7, 1.2)
     x_turnaround: tuple[float, float] = _r(3.5, 5.5)
     x_splashback: tuple[float, float] = _r(1.2, 2.0)
@@ -318,7 +354,8 @@ class MockConfig:
             "cm_scatter_dex", "f_c", "einasto_alpha", "truncation_r200m", "ml_ra_rs",
             "tiret_rb_rs", "velocity_bias", "nsat_slope", "substructure_mu", "infall_amplitude",
             "x_turnaround", "x_splashback", "infall_delta1", "infall_slope", "field_sigma_kms",
-            "neighbour_bias", "field_density", "filament_radius_mpch",
+            "neighbour_bias", "field_density", "filament_radius_mpch", "om_ra_rs",
+            "turnaround_delta", "stream_amplitude", "stream_sigma_t_ratio",
         )  # fmt: skip
         for name in strictly_positive:
             if getattr(self, name)[0] <= 0:
@@ -326,7 +363,7 @@ class MockConfig:
         nonneg = (
             "shape_sigma", "velocity_shape_exponent", "nsat_scatter", "uniform_fraction",
             "velocity_error_kms", "completeness_width_dex", "miscentring_scale_r200c",
-            "velocity_offset_frac", "mass_segregation_k",
+            "velocity_offset_frac", "mass_segregation_k", "stream_sigma",
         )  # fmt: skip
         for name in nonneg:
             if getattr(self, name)[0] < 0:
@@ -337,6 +374,8 @@ class MockConfig:
             raise MockConfigError("n_filaments must lie in [0, 10]")
         if self.student_nu[0] <= 2:
             raise MockConfigError("student_nu must be > 2 (finite variance)")
+        if self.infall_inner_r200c[0] < 1.0:
+            raise MockConfigError("infall_inner_r200c must be >= 1 (units of R200c)")
         if self.x_splashback[0] <= 1:
             raise MockConfigError("x_splashback must be > 1 (units of R200c)")
         if not (-1.0 <= self.const_beta[0] and self.const_beta[1] < 1.0):

@@ -27,12 +27,20 @@ from .population import host_population
 from .surroundings import InfallModel, sample_surroundings
 from .tables import C_KMS, get_tables
 
-__all__ = ["GENERATOR_NAME", "CatalogRun", "assemble_catalog", "generate_catalog", "prepare_run",
-           "simulate_host"]
+__all__ = [
+    "GENERATOR_NAME",
+    "CatalogRun",
+    "assemble_catalog",
+    "generate_catalog",
+    "prepare_run",
+    "simulate_host",
+]
 
 GENERATOR_NAME = "astro_cnnmass.mocks"
 #: Version of the generator physics (bump when the output for a given seed changes).
-GENERATOR_VERSION = "1.0"
+#: 2.0 (issue 12): members from distribution functions, infalling stream, infall-driven
+#: subgroups and mergers.
+GENERATOR_VERSION = "2.0"
 #: Extra LOS velocity window [km/s] beyond the storage v_cut that the surroundings cover.
 _V_MARGIN = 2000.0
 
@@ -70,8 +78,9 @@ def simulate_host(
     tables = get_tables(cfg.cosmology)
     rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(index,)))
     h = draw_host(rng, cfg, tables, prior)
-    pop = host_population(rng, h, cfg, tables)
-    infall = InfallModel(h, tables)
+    h["_no_infall"] = cfg.infall_kinematics == "none"
+    infall = InfallModel(h, tables, cfg.infall_kinematics, cfg.x_turnaround)
+    pop = host_population(rng, h, cfg, tables, infall)
     z = h["z"]
     chi_cl = float(tables.chi_of_z(z))
     dz = (cfg.storage_v_cut_kms + _V_MARGIN) * (1.0 + z) / C_KMS
@@ -235,8 +244,9 @@ def generate_catalog(
     """
     if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    run = prepare_run(n_hosts, seed=seed, lines_of_sight=lines_of_sight, prior=prior,
-                      config=config, out=out)
+    run = prepare_run(
+        n_hosts, seed=seed, lines_of_sight=lines_of_sight, prior=prior, config=config, out=out
+    )
     workers = int(workers)
     if chunk_size is None:
         chunk_size = max(1, min(64, math.ceil(run.n_hosts / (4 * workers))))
@@ -318,12 +328,14 @@ def prepare_run(
         if out.is_dir():
             raise ValueError(f"out={out} is a directory; give a file name (*.asdf)")
     n_hosts, n_los = int(n_hosts), int(lines_of_sight)
-    return CatalogRun(n_hosts, n_los, prior, cfg, entropy,
-                      _meta(cfg, entropy, prior, n_hosts, n_los), out)
+    return CatalogRun(
+        n_hosts, n_los, prior, cfg, entropy, _meta(cfg, entropy, prior, n_hosts, n_los), out
+    )
 
 
-def assemble_catalog(chunks: Iterable[MockCatalog], run: CatalogRun, *,
-                     progress: bool = False) -> MockCatalog:
+def assemble_catalog(
+    chunks: Iterable[MockCatalog], run: CatalogRun, *, progress: bool = False
+) -> MockCatalog:
     """Collect chunks of hosts, in host order, into the requested catalogue.
 
     With ``run.out`` they are written one by one (bounded memory; the file appears atomically
@@ -332,8 +344,9 @@ def assemble_catalog(chunks: Iterable[MockCatalog], run: CatalogRun, *,
     """
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=run.n_hosts * run.lines_of_sight, unit="LOS", disable=not progress,
-               desc="mocks")
+    bar = tqdm(
+        total=run.n_hosts * run.lines_of_sight, unit="LOS", disable=not progress, desc="mocks"
+    )
     writer = CatalogWriter(run.out, run.meta) if run.out is not None else None
     parts: list[MockCatalog] = []
     try:

@@ -23,7 +23,9 @@ from .tables import Tables
 __all__ = ["CM_MODELS", "convert_mass", "draw_host", "nfw_mu", "random_rotation"]
 
 CM_MODELS = ("diemer19", "duffy08", "ishiyama21")
-ANISOTROPY_MODELS = ("ml", "tiret", "const")
+ANISOTROPY_MODELS = ("ml", "tiret", "const", "om")
+#: Einasto α of the Einasto tracers of the distribution-function library (``dflibrary``).
+DF_EINASTO_ALPHA = 0.2
 TRACER_PROFILES = ("nfw", "einasto")
 
 
@@ -143,6 +145,8 @@ def draw_host(
     tp = cfg.tracer_profiles[int(rng.integers(len(cfg.tracer_profiles)))]
     h["tracer_profile"] = TRACER_PROFILES.index(tp)
     h["einasto_alpha"] = _u(rng, cfg.einasto_alpha) if tp == "einasto" else np.nan
+    if tp == "einasto" and cfg.member_velocities == "df":
+        h["einasto_alpha"] = DF_EINASTO_ALPHA  # the library's Einasto tracers
     h["trunc_r200m"] = _u(rng, cfg.truncation_r200m)
     h["r_trunc_r200c"] = h["trunc_r200m"] * h["r200m_r200c"]
     # ---- shape (Kasun & Evrard 2005 mean c/a; prolate-leaning b/a)
@@ -176,6 +180,7 @@ def draw_host(
     h["tiret_beta_inf"] = _u(rng, cfg.tiret_beta_inf) if am == "tiret" else np.nan
     h["tiret_rb_rs"] = _u(rng, cfg.tiret_rb_rs) if am == "tiret" else np.nan
     h["const_beta"] = _u(rng, cfg.const_beta) if am == "const" else np.nan
+    h["om_ra_rs"] = _u(rng, cfg.om_ra_rs) if am == "om" else np.nan
     h["velocity_bias"] = _u(rng, cfg.velocity_bias)
     h["sigma_norm"] = float(1.0 + cfg.sigma_norm_scatter * rng.standard_normal())
     h["mass_segregation_k"] = _u(rng, cfg.mass_segregation_k)
@@ -196,6 +201,8 @@ def draw_host(
     for name in (
         "infall_amplitude", "x_turnaround", "x_splashback", "infall_delta1", "infall_slope",
         "field_sigma_kms", "student_nu", "neighbour_bias", "field_density", "uniform_fraction",
+        "turnaround_delta", "stream_amplitude", "stream_sigma", "stream_sigma_t_ratio",
+        "infall_inner_r200c",
     ):  # fmt: skip
         h[name] = _u(rng, getattr(cfg, name))
     # filaments through the host (connectivity 2-4: Codis et al. 2018, arXiv:1803.11477;

@@ -10,6 +10,15 @@ host's local dispersion plus a radial infall up to V200, and have an internal di
 R200c(μM) × U[0.5, 1] (White, Cohn & Smit 2010, arXiv:1005.3022: infalling groups keep their
 identity in phase space). With probability p_merger ∈ [0, 0.1] a companion halo of mass ratio
 U[0.3, 1] sits at 0.5–2 R200c with a relative velocity ≈ V200 [A].
+
+Generator 2.0 (``member_velocities='df'``, ``infall_kinematics='stream'``): the smooth members
+are drawn jointly in position and velocity from the distribution-function library
+(:mod:`~astro_cnnmass.mocks.dflibrary`); subgroups fall in on the host's infalling stream
+(bulk radial velocity U[0.5, 1] × the free-fall speed from turnaround at their radius, plus the
+host's local tangential dispersion: groups on first infall, White et al. 2010); the merger
+companion approaches on a two-body orbit released at rest at the host's turnaround radius,
+v_rel² = 2 G (M + M₂)(1/d − 1/d_ta), within 45° of radial [A]. Bimodal and skewed LOS velocity
+distributions follow from these bulk motions; none is drawn by hand.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import MockConfig
+from .dflibrary import sample_df_members
 from .members import (
     ORIGIN,
     central_log_mstar,
@@ -32,6 +42,7 @@ from .velocities import (
     isotropic_gaussian,
     jeans_sigma_r,
     sample_member_velocities,
+    velocity_scale,
 )
 
 __all__ = ["host_population", "member_radius"]
@@ -50,8 +61,15 @@ def _satellites_of(rng, n, c, x_max, v_int_kms, log_m_cut):
     return pos, vel, sample_satellite_mstar(rng, n, log_m_cut)
 
 
+def _stream_speed(infall, x: float) -> float:
+    """Free-fall (stream) total radial speed [V200] at x = r/R200c, or 0 without a stream."""
+    if infall is None or infall.mode != "stream":
+        return 0.0
+    return float(-np.interp(np.log(max(x, 1e-3)), infall.lx, infall.vtot_v200))
+
+
 def host_population(
-    rng: np.random.Generator, h: dict, cfg: MockConfig, tables: Tables
+    rng: np.random.Generator, h: dict, cfg: MockConfig, tables: Tables, infall=None
 ) -> dict[str, np.ndarray]:
     """3D galaxies of one host in its principal frame.
 
@@ -74,13 +92,20 @@ def host_population(
     n_smooth = n_tot - sum(n_k)
     h["sub_mu_max"] = float(max(mus)) if n_sub else 0.0
     h["sub_fraction"] = float(sum(n_k) / n_tot) if n_tot else 0.0
-    # ---- smooth component (triaxial, Jeans velocities)
+    # ---- smooth component (triaxial; DF or Jeans + Gaussian velocities)
     alpha = h["einasto_alpha"] if h["tracer_profile"] == 1 else None
-    x = sample_tracer_radii(rng, n_smooth, h["c_gal"], alpha, h["r_trunc_r200c"])
-    u = random_directions(rng, n_smooth)
-    lms = sample_satellite_mstar(rng, n_smooth, cut)
     jeans = jeans_sigma_r(h)
-    vel = sample_member_velocities(rng, h, x, u, lms, jeans)
+    if cfg.member_velocities == "df":
+        x, u, v_unit, summary = sample_df_members(rng, h, n_smooth, h["r_trunc_r200c"])
+        h.update(summary)
+        lms = sample_satellite_mstar(rng, x.size, cut)
+        vel = v_unit * velocity_scale(h, lms)[:, None] if x.size else v_unit
+        n_smooth = x.size
+    else:
+        x = sample_tracer_radii(rng, n_smooth, h["c_gal"], alpha, h["r_trunc_r200c"])
+        u = random_directions(rng, n_smooth)
+        lms = sample_satellite_mstar(rng, n_smooth, cut)
+        vel = sample_member_velocities(rng, h, x, u, lms, jeans)
     vel = apply_velocity_ellipsoid(vel, h)
     axes = np.array([1.0, h["q_ba"], h["q_ca"]]) / (h["q_ba"] * h["q_ca"]) ** (1.0 / 3.0)
     pos_l = [x[:, None] * u * axes]
@@ -96,7 +121,13 @@ def host_population(
         srk = float(np.interp(np.log(rk), lx, sig))
         stk = srk * np.sqrt(max(1.0 - float(np.interp(np.log(rk), lx, beta)), 0.0))
         bulk = isotropic_gaussian(rng, np.array([srk]), np.array([stk]), uk)[0] * vscale
-        bulk -= rng.uniform(0.0, 1.0) * v200 * uk[0]  # extra radial infall, up to V200
+        if infall is not None and infall.mode == "stream":
+            # first infall on the stream: drop the random radial part, fall at U[0.5, 1] of the
+            # free-fall speed from turnaround
+            bulk -= (bulk @ uk[0]) * uk[0]
+            bulk -= rng.uniform(0.5, 1.0) * _stream_speed(infall, rk) * v200 * uk[0]
+        else:
+            bulk -= rng.uniform(0.0, 1.0) * v200 * uk[0]  # extra radial infall, up to V200
         c_sub = float(tables.concentration(logm + np.log10(mu), z, "diemer19"))
         size = mu ** (1.0 / 3.0) * rng.uniform(0.5, 1.0)
         p, v, m = _satellites_of(rng, nk, c_sub, size, 0.66 * v200 * mu ** (1 / 3), cut)
@@ -106,6 +137,7 @@ def host_population(
         org_l.append(np.full(nk, ORIGIN["host_subgroup"], np.uint8))
     # ---- merger companion (extra galaxies, not taken from the host)
     h["merger_mu"] = 0.0
+    h["merger_vrel_v200"] = 0.0
     if h["merger"]:
         mu = rng.uniform(0.3, 1.0)
         h["merger_mu"] = float(mu)
@@ -113,7 +145,20 @@ def host_population(
         nk = int(rng.poisson(nsat_mean(lm2, cut, cfg.nsat_14, h["nsat_norm_dex"], h["nsat_slope"])))
         c2 = float(tables.concentration(lm2, z, "diemer19"))
         sep = rng.uniform(0.5, 2.0) * random_directions(rng, 1)[0]
-        bulk = rng.standard_normal(3) * 0.6 * v200
+        if infall is not None and infall.mode == "stream":
+            d = float(np.linalg.norm(sep))
+            x_ta = h["x_turnaround"]
+            v_rel = np.sqrt(max(2.0 * (1.0 + mu) * (1.0 / d - 1.0 / x_ta), 0.0))
+            s_hat = sep / d
+            t_hat = random_directions(rng, 1)[0]
+            t_hat -= (t_hat @ s_hat) * s_hat
+            t_hat /= max(np.linalg.norm(t_hat), 1e-12)
+            psi = rng.uniform(0.0, np.pi / 4)
+            bulk = v_rel * v200 * (-np.cos(psi) * s_hat + np.sin(psi) * t_hat)
+            h["merger_vrel_v200"] = float(v_rel)
+        else:
+            bulk = rng.standard_normal(3) * 0.6 * v200
+            h["merger_vrel_v200"] = float(np.linalg.norm(bulk) / v200)
         p, v, m = _satellites_of(rng, nk, c2, 1.5 * mu ** (1 / 3), 0.66 * v200 * mu ** (1 / 3), cut)
         pos_l.append(p + sep)
         vel_l.append(v + bulk)

@@ -15,13 +15,18 @@ so the projected geometry is exact at low redshift too.
   0.65 V200(M') (Evrard et al. 2008, astro-ph/0702241).
 * Uniform field: galaxies not in resolved halos, a fraction ∈ [0, 0.15] of the Baldry et al. 2012
   (arXiv:1111.5707) GAMA number density above the cut [A].
-* Peculiar velocities: a mean radial infall
+* Peculiar velocities (:class:`InfallModel`): by default (``infall_kinematics='stream'``) the
+  neighbours and field galaxies are on first infall, falling from rest at the turnaround radius
+  (δ̄ = δ_ta ≈ 11, Korkidis et al. 2020, arXiv:1912.08216) and reaching in to 1–1.3 R200c, where
+  they mix with the host's splashback galaxies; linear theory with a nonlinear correction
+  outside turnaround; Student-t random motions (Zu & Weinberg 2013, arXiv:1211.1379). The
+  generator-1.0 field (``'mean'``): the all-matter mean infall
   v_r(x)/V200 = −A (f/3)(0.1 x) δ̄(<x) / sqrt(1 + δ̄(<x)/δ_c) with δ_c fixed by v_tot = 0 at the
   turnaround radius x_ta ∈ [3.5, 5.5] R200c (Cupani et al. 2008, arXiv:0807.3239; peak infall
   ≲ 900 km/s, Pivato et al. 2006, astro-ph/0512160), tapered to 0 inside the splashback radius
-  x_sp ∈ [1.2, 2] R200c (Pizzardo et al. 2024, A&A 683, A82), plus Student-t random motions
-  (Zu & Weinberg 2013, arXiv:1211.1379) with a radial σ falling from 0.55 V200 at x_sp to the
-  field value σ_f ∈ [200, 350] km/s, tangential σ = 0.85 × radial [A].
+  x_sp ∈ [1.2, 2] R200c (Pizzardo et al. 2024, A&A 683, A82), radial σ falling from 0.55 V200 at
+  x_sp to the field value σ_f ∈ [200, 350] km/s, tangential σ = 0.85 × radial [A]. Applying the
+  all-matter mean to the infalling galaxies alone made the cylinders too cold (issue 12).
 """
 
 from __future__ import annotations
@@ -50,21 +55,55 @@ LOG_M_MAX_NEIGHBOUR = 15.9
 def matter_overdensity(r_com: np.ndarray, h: dict, tables: Tables, b_host: float) -> np.ndarray:
     """Matter overdensity δ_m(r) around the host at comoving distance ``r_com`` [Mpc/h]."""
     lin = h["neighbour_bias"] * b_host * tables.xi_lin(r_com, h["z"])
+    if h.get("_no_infall", False):
+        return lin
     r200m_com = h["r200c_mpch"] * (1 + h["z"]) * h["r200m_r200c"]
     inf = h["infall_delta1"] * (np.maximum(r_com, 1e-3) / r200m_com) ** (-h["infall_slope"])
     return np.maximum(lin, inf)
 
 
 class InfallModel:
-    """Mean radial peculiar velocity and random-velocity dispersion around one host."""
+    """Radial velocity field (mean and dispersion) of the galaxies around one host.
 
-    def __init__(self, h: dict, tables: Tables):
+    ``infall_kinematics='stream'`` (default). Galaxies and halos outside the host's orbiting
+    population are on first infall. In N-body haloes the *mean* radial velocity of all matter is
+    ≈ 0 inside the static radius ≈ R_vir of clusters (Cuesta et al. 2008, arXiv:0710.5520) only
+    because infalling material (large negative v_r) and orbiting/splashback material (v_r of
+    both signs) are mixed there (Aung et al. 2021, arXiv:2003.11557: infalling, splashback and
+    virialised populations mixed spatially; Zu & Weinberg 2013, arXiv:1211.1379: a virialised
+    component plus an infall component with its own characteristic infall velocity v_r,c(r)
+    and separate radial and tangential dispersions). The orbiting and splashback galaxies come
+    from the distribution-function library (``dflibrary``); this class gives the infalling ones
+    their own kinematics:
+
+    * turnaround x_ta where the mean enclosed overdensity of the total profile (NFW inside the
+      orbiting region, max(b b' ξ_lin, infalling power law) outside) equals δ_ta ∈ [8, 15]
+      (Korkidis et al. 2020, arXiv:1912.08216: δ ≈ 11), clipped to ``x_turnaround``;
+    * inside x_ta, total radial velocity −A_s sqrt(2 [Φ(x_ta) − Φ(x)]) (radial free fall from rest
+      at turnaround in the static potential of the enclosed mass; A_s ∈ [0.7, 1] for the speed
+      that goes into tangential motion, Cupani et al. 2008, arXiv:0807.3239) [A];
+    * outside x_ta, linear theory with a nonlinear correction,
+      v_tot / (H r) = 1 − (f/3) δ̄ / sqrt(1 + δ̄/δ_c) (Peebles 1980; the physics note §5.2), with
+      δ_c such that v_tot(x_ta) = 0;
+    * radial dispersion sqrt(σ_f² + (s V200)² / x), s ∈ [0.25, 0.45] at R200c, falling to the field
+      value σ_f (Wojtak et al. 2005, astro-ph/0503391: dispersion falls to the background out to
+      10 r_vir), tangential = q_t × radial, q_t ∈ [0.6, 1] [A]; Student-t random motions
+      (ν ∈ [3, 10]) for the peaked, heavy-tailed velocity distribution outside r_vir (Zu &
+      Weinberg 2013 t-distribution; Wojtak et al. 2005: kurtosis rises above Gaussian beyond
+      r_vir).
+
+    ``'mean'`` is the generator-1.0 mean-infall field (tapered to 0 inside x_sp); ``'none'``
+    has no infall motion (and no infalling-matter excess, see :func:`matter_overdensity`).
+    """
+
+    def __init__(self, h: dict, tables: Tables, mode: str = "stream", x_ta_range=(3.5, 5.5)):
         z = h["z"]
+        self.mode = mode
         self.b_host = float(tables.halo_bias(h["log_m200c"], z))
         self.r200c_com = h["r200c_mpch"] * (1 + z)
         om = float(tables.Om_of_z(z))
         f = float(tables.growth_rate(z))
-        x = np.geomspace(0.3, 300.0, 120)  # units of R200c
+        x = np.geomspace(0.3, 300.0, 160)  # units of R200c
         xt = h["r_trunc_r200c"]
         c = h["c200c"]
         k = om / 200.0  # ρ_m V(x) / M200c = (Ω_m(z)/200) x³
@@ -74,30 +113,73 @@ class InfallModel:
         outer = 3.0 * np.concatenate([[0.0], np.cumsum(seg)])  # ∫ 3 δ s² ds
         m_in = nfw_mu(c * np.minimum(x, xt)) / nfw_mu(c) - k * np.minimum(x, xt) ** 3
         dbar = (m_in + k * outer) / (k * x**3)
-        amp = h["infall_amplitude"]
-        d_ta = float(np.interp(h["x_turnaround"], x, dbar))
-        kk = amp * f * d_ta / 3.0
-        dc = d_ta / (kk * kk - 1.0) if kk > 1.0 else np.inf
-        taper = np.clip((x - 1.0) / (h["x_splashback"] - 1.0), 0.0, 1.0)
-        vr = -amp * (f / 3.0) * 0.1 * x * dbar / np.sqrt(1.0 + dbar / dc) * taper
         v200 = h["v200_kms"]
         self.lx = np.log(x)
-        self.vr_kms = vr * v200
-        sf = h["field_sigma_kms"]
-        self.sig_kms = np.sqrt(
-            sf**2 + (0.55 * v200) ** 2 * np.minimum(1.0, (h["x_splashback"] / x) ** 2)
-        )
-        self.nu = h["student_nu"]
         self.dbar = dbar
+        sf = h["field_sigma_kms"]
+        if mode == "stream":
+            d_ta = h["turnaround_delta"]
+            # dbar decreases outwards: first x where dbar < δ_ta
+            dmono = np.minimum.accumulate(dbar)  # decreasing outwards
+            x_ta = float(np.exp(np.interp(np.log(d_ta), np.log(dmono[::-1]), self.lx[::-1])))
+            x_ta = float(np.clip(x_ta, *x_ta_range))
+            h["x_turnaround"] = x_ta
+            d_ta = float(np.interp(np.log(x_ta), self.lx, dbar))
+            kk = f * d_ta / 3.0
+            dc = d_ta / (kk * kk - 1.0) if kk > 1.0 else np.inf
+            vtot_out = 0.1 * x * (1.0 - (f / 3.0) * dbar / np.sqrt(1.0 + dbar / dc))
+            # free fall from rest at x_ta: Φ(x_ta) − Φ(x) = ∫_x^x_ta M(s)/s² ds (G M200 = 1)
+            mass = k * x**3 * (1.0 + dbar)
+            g = mass / x  # M/s² ds = (M/s) dln s
+            cum = np.concatenate([[0.0], np.cumsum(0.5 * (g[1:] + g[:-1]) * np.diff(self.lx))])
+            dphi = np.interp(np.log(x_ta), self.lx, cum) - cum
+            vtot_in = -h["stream_amplitude"] * np.sqrt(np.maximum(2.0 * dphi, 0.0))
+            vtot = np.where(x < x_ta, vtot_in, np.maximum(vtot_out, 0.0) if kk <= 1 else vtot_out)
+            self.vr_kms = (vtot - 0.1 * x) * v200  # peculiar (Hubble flow added by distance)
+            self.vtot_v200 = vtot
+            sr = np.sqrt(sf**2 + (h["stream_sigma"] * v200) ** 2 / np.maximum(x, 1.0))
+            self.qt = h["stream_sigma_t_ratio"]
+        elif mode == "mean":
+            amp = h["infall_amplitude"]
+            d_ta = float(np.interp(h["x_turnaround"], x, dbar))
+            kk = amp * f * d_ta / 3.0
+            dc = d_ta / (kk * kk - 1.0) if kk > 1.0 else np.inf
+            taper = np.clip((x - 1.0) / (h["x_splashback"] - 1.0), 0.0, 1.0)
+            vr = -amp * (f / 3.0) * 0.1 * x * dbar / np.sqrt(1.0 + dbar / dc) * taper
+            self.vr_kms = vr * v200
+            self.vtot_v200 = vr + 0.1 * x
+            sr = np.sqrt(sf**2 + (0.55 * v200) ** 2 * np.minimum(1.0, (h["x_splashback"] / x) ** 2))
+            self.qt = 0.85
+        else:  # no infall region
+            self.vr_kms = np.zeros_like(x)
+            self.vtot_v200 = 0.1 * x
+            sr = np.full_like(x, sf)
+            self.qt = 1.0
+        self.sig_kms = sr
+        self.nu = h["student_nu"]
+
+    def radial_velocity(self, rng: np.random.Generator, r_com: np.ndarray) -> tuple:
+        """Mean peculiar radial velocity and radial/tangential dispersions [km/s] at ``r_com``."""
+        lx = np.log(np.maximum(r_com, 1e-6) / self.r200c_com)
+        vr = np.interp(lx, self.lx, self.vr_kms, right=0.0)
+        sr = np.interp(lx, self.lx, self.sig_kms)
+        return vr, sr, self.qt * sr
+
+    def velocity_3d(self, rng: np.random.Generator, pos: np.ndarray) -> np.ndarray:
+        """3D peculiar velocities [km/s] of objects at host-relative comoving ``pos`` (n, 3)."""
+        r = np.sqrt(np.einsum("ij,ij->i", pos, pos))
+        u = pos / np.maximum(r, 1e-9)[:, None]
+        vr, sr, st = self.radial_velocity(rng, r)
+        t = rng.standard_t(self.nu, size=pos.shape) * np.sqrt((self.nu - 2.0) / self.nu)
+        tr = np.einsum("ij,ij->i", t, u)
+        return (vr + sr * tr)[:, None] * u + st[:, None] * (t - tr[:, None] * u)
 
     def los_velocity(self, rng: np.random.Generator, X, Y, D) -> np.ndarray:
         """LOS peculiar velocity [km/s] of objects at host-relative comoving (X, Y, D)."""
         r = np.sqrt(X * X + Y * Y + D * D)
-        lx = np.log(np.maximum(r, 1e-6) / self.r200c_com)
-        vr = np.interp(lx, self.lx, self.vr_kms, right=0.0)
-        sr = np.interp(lx, self.lx, self.sig_kms)
+        vr, sr, st = self.radial_velocity(rng, r)
         mu2 = (D / np.maximum(r, 1e-9)) ** 2
-        s_los = sr * np.sqrt(mu2 + 0.85**2 * (1.0 - mu2))
+        s_los = np.sqrt(sr * sr * mu2 + st * st * (1.0 - mu2))
         t = rng.standard_t(self.nu, size=r.shape) * np.sqrt((self.nu - 2.0) / self.nu)
         return vr * D / np.maximum(r, 1e-9) + s_los * t
 
@@ -162,7 +244,13 @@ def sample_surroundings(
     """
     z = h["z"]
     cut = h["log_mstar_cut"]
-    r_ex = h["r_trunc_r200c"] * infall.r200c_com
+    # innermost radius of infalling neighbours: the host's orbiting region with the 1.0 'mean'
+    # model; with the infalling stream they reach in to infall_inner_r200c (≥ R200c), where
+    # they mix with the splashback galaxies (Aung et al. 2021)
+    if infall.mode == "stream":
+        r_ex = h["infall_inner_r200c"] * infall.r200c_com
+    else:
+        r_ex = h["r_trunc_r200c"] * infall.r200c_com
     fd = h["field_density"]
     # ---- cell grid for the clustered component
     d_max = max(chi_cl - chi_lo, chi_hi - chi_cl)

@@ -25,8 +25,11 @@ GENERATOR_VARIANTS: dict[str, dict] = {
     # Galaxies trace an isotropic, spherical NFW halo (the GCMRP idealised mocks, Old et al.
     # 2014, arXiv:1403.4610).
     "isotropic_spherical": {
-        "anisotropy_models": ("const",), "const_beta": (0.0, 0.0), "triaxial": False,
-        "tracer_profiles": ("nfw",), "f_c": (1.0, 1.0),
+        "anisotropy_models": ("const",),
+        "const_beta": (0.0, 0.0),
+        "triaxial": False,
+        "tracer_profiles": ("nfw",),
+        "f_c": (1.0, 1.0),
     },
     # Deep and shallow spectroscopic surveys, at the deep end and inside the training range.
     "deep_survey": {"log_mstar_cut": (8.8, 9.3)},
@@ -35,6 +38,39 @@ GENERATOR_VARIANTS: dict[str, dict] = {
     "very_shallow_survey": {"log_mstar_cut": (10.8, 11.1)},
     # A denser field and stronger clustering of interlopers.
     "crowded_field": {"field_density": (1.3, 1.6), "neighbour_bias": (1.2, 1.4)},
+    # ---- kinematics variants (issue 12): orbits, velocity distributions and dynamical state the
+    # default (generator 2.0) was not trained on.
+    # Strongly radial orbits: pure Osipkov–Merritt DFs with a small anisotropy radius, β → 1
+    # outside ≈ r_s (the radial end of ML05/MBM10 and Biviano et al. 2026 β ≳ 0.8 at r_vir).
+    "radial_orbits": {"anisotropy_models": ("om",), "om_ra_rs": (0.7, 1.0)},
+    # Tangential orbits: constant β ∈ [−0.5, −0.3] (Cuddeford/An–Evans DFs of NFW tracers).
+    "tangential_orbits": {
+        "anisotropy_models": ("const",),
+        "const_beta": (-0.5, -0.3),
+        "tracer_profiles": ("nfw",),
+    },
+    # The generator-1.0 kinematics: Jeans σ_r(r) with 3D Gaussian member velocities, the
+    # all-matter mean infall field tapered inside the splashback radius, random subgroup and
+    # merger velocities, Einasto α randomized.
+    "gaussian_velocities": {
+        "member_velocities": "gaussian",
+        "infall_kinematics": "mean",
+        "einasto_alpha": (0.16, 0.30),
+    },
+    # No infall region: no infall motion and no infalling-matter excess around the host (only
+    # linear clustering, Hubble flow and field dispersion).
+    "no_infall": {"infall_kinematics": "none"},
+    # Strong infall: dense infall region, full free-fall speed, infalling galaxies reaching
+    # R200c.
+    "strong_infall": {
+        "infall_delta1": (20.0, 40.0),
+        "stream_amplitude": (1.0, 1.0),
+        "infall_inner_r200c": (1.0, 1.0),
+        "turnaround_delta": (8.0, 9.0),
+    },
+    # Merger-rich: most hosts have infalling subgroups and a third to a half a major-merger
+    # companion (the default follows §4.6: p_sub ∈ [0.2, 0.45], p_merger ∈ [0, 0.1]).
+    "merger_rich": {"p_substructure": (0.6, 0.9), "p_merger": (0.3, 0.5)},
 }
 
 #: Seed offsets of the variant catalogues in the model card (the same offset twice is harmless:
@@ -46,4 +82,10 @@ VARIANT_SEED_OFFSETS: dict[str, int] = {
     "shallow_survey": 103,
     "very_shallow_survey": 104,
     "crowded_field": 104,
+    "radial_orbits": 106,
+    "tangential_orbits": 107,
+    "gaussian_velocities": 108,
+    "no_infall": 109,
+    "strong_infall": 110,
+    "merger_rich": 111,
 }

@@ -12,7 +12,12 @@ with three anisotropy profiles β(r) (integrating factors as in MAMPOSSt, Mamon,
   (MBM10, arXiv:1003.0033, find r_a ≈ r_s for stacked clusters);
 * simplified Tiret et al. 2007 (astro-ph/0610393): β = β∞ r/(r + r_β), f = (r + r_β)^{2β∞},
   β∞ ∈ [0.2, 0.9] (Biviano et al. 2025, arXiv:2508.05195, and 2026, arXiv:2602.15934);
-* constant β ∈ [−0.2, 0.5], f = r^{2β}.
+* constant β ∈ [−0.2, 0.5], f = r^{2β};
+* Osipkov–Merritt (Osipkov 1979; Merritt 1985): β = r²/(r² + r_a²), f = r² + r_a².
+
+This module is the ``member_velocities='gaussian'`` path (generator 1.0) and provides the Jeans
+solution that the distribution-function path (:mod:`~astro_cnnmass.mocks.dflibrary`) is tested
+against.
 
 Velocities are drawn as 3D Gaussians (MAMPOSSt's assumption, validated on ΛCDM halos by Mamon et
 al. 2013), with σ_t² = (1 − β) σ_r², then stretched along a velocity ellipsoid whose axis ratios
@@ -49,6 +54,9 @@ def anisotropy_profile(x: np.ndarray, h: dict) -> tuple[np.ndarray, np.ndarray]:
     if model == 1:  # simplified Tiret
         rb, binf = h["tiret_rb_rs"] * rs, h["tiret_beta_inf"]
         return binf * x / (x + rb), (x + rb) ** (2.0 * binf)
+    if model == 3:  # Osipkov 1979, Merritt 1985: β = r²/(r² + r_a²), f = r² + r_a²
+        ra = h["om_ra_rs"] * rs
+        return x * x / (x * x + ra * ra), x * x + ra * ra
     b = h["const_beta"]
     return np.full_like(x, b), x ** (2.0 * b)
 

@@ -3,8 +3,10 @@
 Handed on here (light, no training code):
 
 * :mod:`~astro_cnnmass.model.networks` -- CNN_1D / CNN_2D built from a config dict;
-* :mod:`~astro_cnnmass.model.bundle` -- :class:`ModelBundle`, the ASDF model file;
-* :mod:`~astro_cnnmass.model.predictor` -- :class:`Predictor`, batched ensemble inference;
+* :mod:`~astro_cnnmass.model.bundle` -- :class:`~astro_cnnmass.model.bundle.ModelBundle`, the
+  ASDF model file;
+* :mod:`~astro_cnnmass.model.predictor` --
+  :class:`~astro_cnnmass.model.predictor.Predictor`, batched ensemble inference;
 * :mod:`~astro_cnnmass.model.metrics` -- residual statistics and interval coverage.
 
 Imported on demand (they pull the training machinery):

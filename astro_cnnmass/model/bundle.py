@@ -37,6 +37,7 @@ __all__ = [
     "ModelBundleConverter",
     "ModelFileError",
     "bundled_model_path",
+    "check_usable",
     "plain",
     "scale_log_mass",
     "scale_redshift",
@@ -293,9 +294,17 @@ class ModelBundle:
             If the file is not an ASDF model bundle (no ``"model"`` key, wrong tag), is truncated,
             fails the schema (missing keys), or its content does not match its SHA-256 digest.
         """
+        from ..safe_asdf import UnsafeFileError, prescan
+
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"model file not found: {path}")
+        if path.is_dir():
+            raise ModelFileError(f"{path} is a directory, expected an ASDF model file")
+        try:  # bound the cost of the file before asdf parses, validates or inflates it
+            prescan(path, max_decompressed_bytes=MAX_MODEL_BYTES)
+        except UnsafeFileError as exc:
+            raise ModelFileError(f"refusing the model file: {exc}") from exc
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", AsdfConversionWarning)
@@ -332,6 +341,10 @@ class ModelBundle:
                 f"{path}: the 'model' entry is a {type(obj).__name__}, not a ModelBundle "
                 f"(expected tag {MODEL_BUNDLE_TAG})"
             )
+        try:
+            check_usable(obj)
+        except ModelFileError as exc:
+            raise ModelFileError(f"{path}: {exc}") from exc
         return obj
 
 
@@ -425,11 +438,59 @@ def bundled_model_path() -> Path:
 
 
 def _resolve_device(device: Any = None):
+    """The torch device for ``device`` (default CUDA when available, else CPU).
+
+    Raises
+    ------
+    ValueError
+        ``device`` is not a torch device name, or names a CUDA / MPS device this machine does
+        not have (raised at load time, not at the first estimate).
+    """
     import torch
 
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:0', got {device!r}"
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available on this machine")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r}: expected 'cpu', 'cuda[:k]' or 'mps'")
+    return dev
+
+
+def check_usable(bundle: ModelBundle) -> None:
+    """Refuse a bundle that passes its digest but cannot give meaningful masses.
+
+    See ``astro_cnnmass.model.bundle_checks.usability_problem`` for what is checked
+    (finite weights, positive and physical cuts and scales, a grid that fits the network, one
+    dry forward pass).
+
+    Raises
+    ------
+    ModelFileError
+        Naming the first entry that is wrong and what was expected.
+    """
+    from .bundle_checks import usability_problem
+
+    problem = usability_problem(bundle)
+    if problem:
+        raise ModelFileError(problem)
+
+
+#: Ceiling on the decompressed size of a model file's blocks, bytes.
+MAX_MODEL_BYTES = 512 * 2**20
 
 
 # ---------------------------------------------------------------------- scaling helpers

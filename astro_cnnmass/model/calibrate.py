@@ -7,12 +7,13 @@ helpers.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
 
 from ..uncertainty.calibration import CALIBRATION_MARGIN_DEX, calibration_mass_range
-from .samples import N_MIN_GALAXIES, prepare_features
+from .samples import N_MIN_GALAXIES, prepare_features, validation_views
 from .splits import _sample_and_split
 
 __all__ = ["refit_uncertainty"]
@@ -46,7 +47,9 @@ def _fit_ood_models(
         def summaries(r):
             return {key: a[r] for key, a in prep["summaries"].items()}
 
-        fit_mean = predictor.predict(prep["images"][fit_rows], prep["z"][fit_rows])["mean"]
+        fit_mean = predictor.predict(
+            prep["images"][fit_rows], prep["z"][fit_rows], n=prep["n_gal"][fit_rows]
+        )["mean"]
         models["ood_summary"] = fit_summary_ood_model(
             fit_mean, summaries(fit_rows), val_mean, summaries(va), k=k
         )
@@ -54,9 +57,25 @@ def _fit_ood_models(
 
 
 def _fit_calibration(
-    mean: np.ndarray, std: np.ndarray, log_m: np.ndarray, log_m_range: tuple[float, float]
+    mean: np.ndarray,
+    std: np.ndarray,
+    log_m: np.ndarray,
+    log_m_range: tuple[float, float],
+    fit_offset: bool = False,
+    log_n: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Std scale fitted on the validation clusters inside ``log_m_range``, with coverage."""
+    """Std scale fitted on the validation clusters inside ``log_m_range``, with coverage.
+
+    With ``fit_offset``, first a constant ``mean_offset_dex`` (the mean residual of those
+    clusters, dex) that the predictor subtracts from every mean; the std scale is then fitted to
+    the corrected residuals. With ``log_n`` (log10 of the galaxy counts, for networks that read
+    them), the scale may change with richness: ``std_scale_log_n = {"pivot", "slope"}``, the
+    std being multiplied by ``exp(slope * (log10 N - pivot))`` before ``std_scale`` (a
+    least-squares line through the scales fitted in five quantile bins of log10 N). With
+    ``fit_offset`` the final ``std_scale`` is the geometric mean of the scales that give 68 % and
+    90 % coverage (the residuals have heavier tails than a Gaussian; one 68 % scale leaves the
+    90 % interval short).
+    """
     from ..uncertainty.calibration import fit_std_calibration
     from .metrics import interval_coverage
 
@@ -79,9 +98,35 @@ def _fit_calibration(
         out["std_scale"] = 1.0
         out["note"] = "no calibration: fewer than 10 validation clusters with a predicted std"
         return out
+    if fit_offset:
+        out["mean_offset_dex"] = float(np.mean(mean[inside] - log_m[inside]))
+        mean = mean - out["mean_offset_dex"]
+    raw_std = std
+    if log_n is not None and inside.sum() >= 250:
+        ln = np.asarray(log_n, dtype=float)
+        pivot = float(np.median(ln[inside]))
+        edges = np.quantile(ln[inside], np.linspace(0, 1, 6))
+        centres, logs, weights = [], [], []
+        for lo, hi in itertools.pairwise(edges):
+            b = inside & (ln >= lo) & (ln <= hi)
+            if b.sum() >= 50:
+                s_b = fit_std_calibration(mean[b], std[b], log_m[b], level=0.68)
+                centres.append(float(np.median(ln[b])) - pivot)
+                logs.append(np.log(s_b))
+                weights.append(float(b.sum()))
+        if len(centres) >= 3 and np.ptp(centres) > 0:
+            slope = float(np.polyfit(centres, logs, 1, w=np.sqrt(weights))[0])
+            out["std_scale_log_n"] = {"pivot": pivot, "slope": slope}
+            std = std * np.exp(slope * (ln - pivot))
     scale = fit_std_calibration(mean[inside], std[inside], log_m[inside], level=0.68)
+    if fit_offset:
+        s90 = fit_std_calibration(mean[inside], std[inside], log_m[inside], level=0.90)
+        scale = float(np.sqrt(scale * s90))
+        out["level"] = [0.68, 0.90]
     out["std_scale"] = scale
-    out["coverage_before"] = interval_coverage(log_m[inside], mean[inside], std[inside])["overall"]
+    out["coverage_before"] = interval_coverage(log_m[inside], mean[inside], raw_std[inside])[
+        "overall"
+    ]
     out["coverage_after"] = interval_coverage(log_m[inside], mean[inside], std[inside] * scale)[
         "overall"
     ]
@@ -90,15 +135,22 @@ def _fit_calibration(
 
 def _calibration_for_predictor(calibration: dict) -> dict[str, Any]:
     """The part of a fitted calibration the predictor applies (``target_scaling``)."""
-    return {"std_scale": float(calibration["std_scale"])}
+    out = {"std_scale": float(calibration["std_scale"])}
+    if "mean_offset_dex" in calibration:
+        out["mean_offset_dex"] = float(calibration["mean_offset_dex"])
+    if "std_scale_log_n" in calibration:
+        out["std_scale_log_n"] = {k: float(v) for k, v in calibration["std_scale_log_n"].items()}
+    return out
 
 
 def _fit_ood(predictor: Any, prep: dict, fit_rows: np.ndarray, va: np.ndarray) -> dict:
     """Mahalanobis OOD model on member-0 embeddings: fit on training, threshold on validation."""
     from ..uncertainty.ood import embeddings, fit_ood_model
 
-    e_fit = embeddings(predictor, prep["images"][fit_rows], prep["z"][fit_rows])
-    e_val = embeddings(predictor, prep["images"][va], prep["z"][va])
+    e_fit = embeddings(
+        predictor, prep["images"][fit_rows], prep["z"][fit_rows], n=prep["n_gal"][fit_rows]
+    )
+    e_val = embeddings(predictor, prep["images"][va], prep["z"][va], n=prep["n_gal"][va])
     return fit_ood_model(e_fit, e_val, percentile=99.0)
 
 
@@ -112,16 +164,18 @@ def _fit_image_ood(prep: dict, fit_rows: np.ndarray, va: np.ndarray) -> dict:
 def refit_uncertainty(bundle: Any, catalog: Any, *, ood_max_fit: int = 20000) -> Any:
     """Fit (again) the interval calibration and out-of-domain models of a trained bundle.
 
-    It rebuilds the training / validation split of :func:`train_model` from the bundle's seed
-    and settings, then fits the interval calibration on the validation predictions and the
-    out-of-domain models exactly as :func:`train_model` does; the networks are untouched, so
-    the point estimates do not change. Useful to bring a bundle trained by an earlier version
-    of the package up to date.
+    It rebuilds the training / validation split of
+    :func:`~astro_cnnmass.model.training.train_model` from the bundle's seed and settings, then
+    fits the interval calibration on the validation predictions and the out-of-domain models
+    exactly as :func:`~astro_cnnmass.model.training.train_model` does; the networks are
+    untouched, so the point estimates do not change (except for a refitted ``mean_offset_dex``
+    of a bundle trained with ``mean_calibration``). Useful to bring a bundle trained by an
+    earlier version of the package up to date.
 
     Parameters
     ----------
     bundle : ModelBundle
-        A bundle written by :func:`train_model`.
+        A bundle written by :func:`~astro_cnnmass.model.training.train_model`.
     catalog : MockCatalog
         The catalogue it was trained on.
     ood_max_fit : int
@@ -139,11 +193,14 @@ def refit_uncertainty(bundle: Any, catalog: Any, *, ood_max_fit: int = 20000) ->
 
     tr_info = bundle.training
     seed = int(tr_info["seed"])
+    sampling = tr_info.get("sampling_invariance")
+    fconf = FeatureConfig.from_dict(bundle.feature_config)
     prep = prepare_features(
         catalog,
         bundle.cylinder,
-        FeatureConfig.from_dict(bundle.feature_config),
+        fconf,
         n_min_galaxies=int(bundle.domain.get("n_min_galaxies", N_MIN_GALAXIES)),
+        keep_galaxies=bool(sampling) and sampling.get("thinning", "none") != "none",
     )
     flat = tr_info.get("flat_sampling", {})
     rng, _, tr, va = _sample_and_split(
@@ -156,13 +213,21 @@ def refit_uncertainty(bundle: Any, catalog: Any, *, ood_max_fit: int = 20000) ->
     scaling = dict(bundle.target_scaling)
     scaling["calibration"] = {"std_scale": 1.0}
     raw = bundle.replace(target_scaling=scaling)
-    pred = Predictor(raw).predict(prep["images"][va], prep["z"][va])
+    views = validation_views(prep, va, fconf, sampling, seed)  # full, then thinned copies
+    pred = Predictor(raw).predict(views["images"], views["z"], n=views["n_gal"])
     metrics = dict(bundle.metrics)
     calibration = {"std_scale": 1.0, "std_fallback": metrics.get("scatter_dex", float("nan"))}
     margin = float(tr_info.get("calibration_margin_dex", CALIBRATION_MARGIN_DEX))
     calibration.update(
         _fit_calibration(
-            pred["mean"], pred["std"], prep["log_m"][va], calibration_mass_range(scaling, margin)
+            pred["mean"],
+            pred["std"],
+            views["log_m"],
+            calibration_mass_range(scaling, margin),
+            fit_offset=bool(tr_info.get("mean_calibration", False)),
+            log_n=(
+                np.log10(views["n_gal"]) if bundle.network_config.get("use_log_n", False) else None
+            ),
         )
     )
     metrics["calibration"] = calibration
@@ -172,6 +237,8 @@ def refit_uncertainty(bundle: Any, catalog: Any, *, ood_max_fit: int = 20000) ->
     calibrated = bundle.replace(target_scaling=scaling, metrics=metrics, training=training)
     domain = dict(bundle.domain)
     domain.update(
-        _fit_ood_models(Predictor(calibrated), prep, tr, va, rng, ood_max_fit, pred["mean"])
+        _fit_ood_models(
+            Predictor(calibrated), prep, tr, va, rng, ood_max_fit, pred["mean"][: va.size]
+        )
     )
     return calibrated.replace(domain=domain)

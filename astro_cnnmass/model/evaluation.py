@@ -26,8 +26,15 @@ from .metrics import (
     pit_values,
     residual_stats,
 )
+from .robustness import _robustness_lines, sampling_robustness, slope_eps_log_n
 
-__all__ = ["evaluate_model", "format_summary", "sampling_rate_test"]
+__all__ = [
+    "evaluate_model",
+    "format_summary",
+    "sampling_rate_test",
+    "sampling_robustness",
+    "slope_eps_log_n",
+]
 
 
 # ---------------------------------------------------------------------------- robustness
@@ -58,6 +65,7 @@ def sampling_rate_test(
     r_range: tuple[float, float] = (0.6, 0.8),
     seed: Any = 0,
     min_mocks: int = 20,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Sampling-rate robustness (paper §5.3).
 
@@ -77,6 +85,11 @@ def sampling_rate_test(
         Baseline evaluated on the same subsamples.
     fraction, n_draws, r_range, seed, min_mocks
         See above; ``r_range`` selects the sampling rates r = N'/N of the Δε68 statistic.
+    extra : dict, optional
+        Other mass models evaluated on the same subsamples, ``{name: f}`` with
+        ``f(R, v, offsets) -> log10 M`` on packed cylinder galaxies (e.g. an SDM's
+        ``predict``); only the subsamples with r in ``r_range`` are predicted. Each gives an
+        entry ``name`` like ``cnn``.
 
     Returns
     -------
@@ -117,7 +130,7 @@ def sampling_rate_test(
     images, valid = kde_images(np.concatenate(Rs), np.concatenate(vs), offsets, config)
     images = np.asarray(images)
     z = prep["z"][rows][parent_a]
-    pred = predictor.predict(images, z)["mean"]
+    pred = predictor.predict(images, z, n=np.asarray(sizes))["mean"]
     pred[~np.asarray(valid, dtype=bool)] = np.nan
     eps_cnn = pred - reference[rows][parent_a]
     if m_sigma is not None:
@@ -142,7 +155,78 @@ def sampling_rate_test(
         eps_cnn=eps_cnn.tolist(),
         eps_m_sigma=eps_ms.tolist(),
     )
+    for key, fn in (extra or {}).items():
+        full_off = np.concatenate([[0], np.cumsum([g.shape[1] for g in gals])]).astype(np.int64)
+        full = fn(
+            np.concatenate([g[0] for g in gals]), np.concatenate([g[1] for g in gals]), full_off
+        )
+        idx = np.flatnonzero(in_r)
+        sub_off = np.concatenate([[0], np.cumsum(np.asarray(sizes)[idx])]).astype(np.int64)
+        eps = np.full(r_a.size, np.nan)
+        if idx.size:
+            eps[idx] = (
+                fn(
+                    np.concatenate([Rs[i] for i in idx]),
+                    np.concatenate([vs[i] for i in idx]),
+                    sub_off,
+                )
+                - full[parent_a[idx]]
+            )
+        result[key] = summary(eps)
     return result
+
+
+def _evaluate_sdms(
+    sdms,
+    bundle,
+    catalog,
+    prep,
+    predictor,
+    law,
+    reference,
+    mass_range,
+    robustness_fraction,
+    n_draws,
+    seed,
+) -> dict[str, Any]:
+    """SDM baselines on the clusters of this CNN evaluation.
+
+    See :func:`~astro_cnnmass.model.sdm_evaluation.evaluate_sdm`.
+
+    Their Δε68 comes from the CNN's sampling-rate subsamples (:func:`sampling_rate_test` with
+    ``extra``; same seed, same draws), when the SDM's cylinder is the CNN's.
+    """
+    from .sdm_evaluation import evaluate_sdm
+
+    out = {}
+    for name, model in sdms.items():
+        r = evaluate_sdm(
+            model,
+            catalog,
+            prep["index"],
+            prep["log_m"],
+            mass_range=mass_range,
+            thinning_fraction=robustness_fraction,
+            seed=seed,
+        )
+        r.pop("prediction")
+        out[name] = r
+    same = {n: m for n, m in sdms.items() if dict(m.cylinder) == dict(bundle.cylinder)}
+    if same:
+        sr = sampling_rate_test(
+            predictor,
+            catalog,
+            prep,
+            reference,
+            fraction=robustness_fraction,
+            n_draws=n_draws,
+            seed=seed,
+            extra={n: m.predict for n, m in same.items()},
+        )
+        empty = {"median": math.nan, "delta_eps68": math.nan, "n": 0}
+        for name in same:
+            out[name]["sampling_rate"] = sr.get(name, empty)
+    return out
 
 
 # ---------------------------------------------------------------------------- figures
@@ -242,20 +326,38 @@ def _evaluate_one(
     robustness_fraction: float,
     n_draws: int,
     device: Any,
+    robustness: bool = True,
+    sdms: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
     from ..classical import MSigmaPowerLaw
     from ..features.config import FeatureConfig
     from .predictor import Predictor
     from .samples import prepare_features
 
+    # one bar over the long steps of this model's evaluation
+    steps = ["KDE images", "network", "out-of-domain", "sampling rate"]
+    steps += ["SDM"] * bool(sdms) + ["robustness"] * bool(robustness) + ["figures"]
+    bar = tqdm(total=len(steps), desc=f"evaluate {name}", unit="step", disable=not progress)
+
+    def step(label: str) -> None:
+        bar.set_postfix_str(label)
+        if bar.n < bar.total and label != steps[0]:
+            bar.update()
+
+    step(steps[0])
     prep = prepare_features(
         catalog,
         bundle.cylinder,
         FeatureConfig.from_dict(bundle.feature_config),
         n_min_galaxies=int(bundle.domain.get("n_min_galaxies", 10)),
+        keep_galaxies=robustness,
     )
+    step("network")
     predictor = Predictor(bundle, device=device)
-    pred = predictor.predict(prep["images"], prep["z"])
+    pred = predictor.predict(prep["images"], prep["z"], n=prep["n_gal"])
     m = prep["log_m"]
     law = MSigmaPowerLaw.from_dict(bundle.m_sigma)
     pred_ms = law.predict_log_mass(prep["sigma"])
@@ -277,12 +379,18 @@ def _evaluate_one(
         pit = pit_values(m[sel], pred["mean"][sel], pred["std"][sel])
         res["pit"] = pit_histogram(pit)
         res["mean_predicted_std"] = float(np.nanmean(pred["std"][sel]))
+    step("out-of-domain")
     if any(k in bundle.domain for k in ("ood", "ood_image", "ood_summary")):
         from ..uncertainty.ood import normalized_ood_scores
 
         # in units of the thresholds: > 1 is flagged (embedding and image models combined)
         scores = normalized_ood_scores(
-            predictor, prep["images"], prep["z"], summaries=prep["summaries"], log_mass=pred["mean"]
+            predictor,
+            prep["images"],
+            prep["z"],
+            summaries=prep["summaries"],
+            log_mass=pred["mean"],
+            n=prep["n_gal"],
         )
         ok = np.isfinite(scores)
         res["ood"] = {
@@ -295,6 +403,7 @@ def _evaluate_one(
                 for p in (50, 90, 99)
             },
         }
+    step("sampling rate")
     sr = sampling_rate_test(
         predictor,
         catalog,
@@ -306,11 +415,34 @@ def _evaluate_one(
         seed=seed,
     )
     res["sampling_rate"] = {k: sr[k] for k in ("cnn", "m_sigma", "n_mocks", "r_range")}
+    if sdms:
+        step("SDM")
+        res["sdm"] = _evaluate_sdms(
+            sdms,
+            bundle,
+            catalog,
+            prep,
+            predictor,
+            law,
+            pred["mean"],
+            mass_range,
+            robustness_fraction,
+            n_draws,
+            seed,
+        )
+    if robustness:
+        step("robustness")
+        res["robustness"] = sampling_robustness(
+            predictor, prep, pred["mean"], m_sigma=law, mass_range=mass_range, seed=seed
+        )
+    step("figures")
     _plot_pred_vs_true(out_dir / f"{name}_pred_vs_true.png", m, pred["mean"], pred_ms, name)
     _plot_residuals(out_dir / f"{name}_residuals.png", m, eps, eps_ms, name)
     _plot_sampling(out_dir / f"{name}_sampling_rate.png", sr, name)
     if has_std:
         _plot_pit(out_dir / f"{name}_pit.png", res["pit"], name)
+    bar.update(bar.total - bar.n)
+    bar.close()
     return res
 
 
@@ -325,6 +457,10 @@ def evaluate_model(
     robustness_fraction: float = 0.1,
     n_draws: int = 10,
     device: Any = None,
+    robustness: bool = True,
+    sdm_models: Any = None,
+    sdm_names: list[str] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Evaluate one or several models on held-out mocks; write metrics.json and figures.
 
@@ -347,15 +483,31 @@ def evaluate_model(
     robustness_fraction, n_draws
         Sampling-rate test: fraction of test mocks and subsamples per mock.
     device : str or torch.device, optional
+    robustness : bool
+        Also run :func:`sampling_robustness` (every test cluster in ``mass_range`` thinned to
+        70 / 50 / 30 % at random and to the 50 % of largest stellar mass; dε/dlog10 N),
+        stored as ``robustness`` per model.
+    sdm_models : SDM, path, list or dict of them, optional
+        SDM baselines (:mod:`astro_cnnmass.model.sdm`, e.g. files written by
+        ``SDM.save``), evaluated on the clusters of the *first* model: residuals over
+        ``mass_range``, Δε68 on its sampling-rate subsamples and the median shift under
+        random thinning to 70 / 50 / 30 % (on a ``robustness_fraction`` of the clusters);
+        stored as ``sdm`` in that model's entry.
+    sdm_names : list of str, optional
+        Their names (default: file stems, or the kinds).
+    progress : bool
+        Show a tqdm progress bar over the steps of each model's evaluation.
 
     Returns
     -------
     dict
         ``{"models": {name: metrics}, "seed": ..., "test_catalog": ...}`` as written to
         metrics.json (NaN written as null). Per model: ``cnn`` and ``m_sigma`` residual
-        statistics (see :func:`residual_stats`), ``cnn_binned``/``m_sigma_binned`` per 0.1 dex,
+        statistics (see :func:`~astro_cnnmass.model.metrics.residual_stats`),
+        ``cnn_binned``/``m_sigma_binned`` per 0.1 dex,
         ``sampling_rate``, and if available ``coverage`` (68 % and 90 % intervals, overall and
-        per 0.25-dex bin of true mass, see :func:`interval_coverage`), ``pit`` and ``ood``
+        per 0.25-dex bin of true mass, see
+        :func:`~astro_cnnmass.model.metrics.interval_coverage`), ``pit`` and ``ood``
         (out-of-domain threshold and the fraction of test mocks above it, expected near 1 %;
         see :mod:`astro_cnnmass.uncertainty`).
     """
@@ -377,11 +529,27 @@ def evaluate_model(
         test_catalog = read_catalog(str(test_catalog))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    sdms = None
+    if sdm_models is not None:
+        from .sdm import load_sdms
+
+        sdms = load_sdms(sdm_models, sdm_names)
     results = {
         name: _evaluate_one(
-            b, name, test_catalog, out_dir, seed, mass_range, robustness_fraction, n_draws, device
+            b,
+            name,
+            test_catalog,
+            out_dir,
+            seed,
+            mass_range,
+            robustness_fraction,
+            n_draws,
+            device,
+            robustness,
+            sdms=sdms if i == 0 else None,
+            progress=progress,
         )
-        for b, name in zip(bundles, names)
+        for i, (b, name) in enumerate(zip(bundles, names))
     }
     report = _json_safe(
         {
@@ -420,22 +588,50 @@ def format_summary(name: str, res: dict[str, Any]) -> str:
     lines = [f"{name}: {cnn['n']} clusters with {lo} < log10 M200c < {hi}"]
     for label, r in (("CNN", cnn), ("M-sigma", ms)):
         lines.append(
-            f"  {label:8s} mean {r['mean']:+.3f}  std {r['std']:.3f}"
-            f"  16-84% width {r['width']:.3f} dex"
+            f"  {label:8s} mean {_num(r.get('mean'), '+.3f')}  std {_num(r.get('std'))}"
+            f"  16-84% width {_num(r.get('width'))} dex"
         )
     cov = res.get("coverage")
     if cov:
         inside = cov.get("in_range", cov["overall"])
         lines.append(
-            f"  interval coverage 68% {inside['0.68']:.3f}  90% {inside['0.90']:.3f}"
+            f"  interval coverage 68% {_num(inside.get('0.68'))}  90% {_num(inside.get('0.90'))}"
             "  (targets 0.64-0.72, 0.87-0.93)"
         )
-        for b in cov["bins"]:
+        for b in cov["bins"]:  # a bin without clusters (small test sets) prints '–'
             lines.append(
-                f"    {b['lo']:.2f}-{b['hi']:.2f}: n={b['n']:5d}  68% {b['0.68']:.3f}"
-                f"  90% {b['0.90']:.3f}"
+                f"    {b['lo']:.2f}-{b['hi']:.2f}: n={b['n']:5d}  68% {_num(b.get('0.68'))}"
+                f"  90% {_num(b.get('0.90'))}"
             )
     ood = res.get("ood")
     if ood:
         lines.append(f"  out-of-domain flagged: {ood['fraction_flagged']:.3f} of {ood['n']} mocks")
+    lines += _robustness_lines(res.get("robustness"))
+    lines += _sdm_lines(res.get("sdm"))
     return "\n".join(lines)
+
+
+def _sdm_lines(sdms: dict[str, Any] | None) -> list[str]:
+    """Summary lines of the SDM baselines evaluated on the same clusters."""
+    lines = []
+    for name, r in (sdms or {}).items():
+        e, sr, rob = r["residuals"], r.get("sampling_rate") or {}, r.get("robustness", {})
+        shifts = "  ".join(
+            f"{f:g}: {rob.get(f'random_{f:g}', {}).get('sdm', {}).get('median', math.nan):+.3f}"
+            for f in rob.get("fractions", [])
+        )
+        lines.append(
+            f"  {name:8s} mean {e['mean']:+.3f}  std {e['std']:.3f}  16-84% width "
+            f"{e['width']:.3f} dex  (SDM, {r['model']['n_train']} training clusters)"
+        )
+        lines.append(
+            f"           Δε68 {sr.get('delta_eps68', math.nan):.3f}  thinning median shift {shifts}"
+        )
+    return lines
+
+
+def _num(value: Any, spec: str = ".3f") -> str:
+    """``value`` formatted with ``spec``; '–' when it is missing (None or NaN: an empty bin)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return format(value, spec)

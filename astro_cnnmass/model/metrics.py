@@ -1,7 +1,7 @@
 """Accuracy metrics of mass estimates, as in Ho et al. (2019, arXiv:1902.05950) §5.
 
 Residual ``eps = log10 M_pred - log10 M_true`` (dex) over 10^14 < M200c < 10^15 Msun/h
-(:data:`MASS_RANGE`): mean, median, 16th/84th percentiles, width (84th - 16th), standard
+(``MASS_RANGE``): mean, median, 16th/84th percentiles, width (84th - 16th), standard
 deviation, skewness, excess kurtosis, per 0.1-dex bin of true mass; coverage of central
 intervals and the PIT histogram when a standard deviation is given. Plain arrays in, plain
 numbers out.

@@ -3,7 +3,10 @@
 The networks follow the arXiv v1 architectures (paper notes §3.1): the convolutions are 1-D along
 the line-of-sight velocity axis; for CNN_2D the radial bins of the KDE image are the input
 *channels*. The cluster redshift (already scaled, see :mod:`astro_cnnmass.model.bundle`) is
-concatenated to the flattened convolutional features before the dense layers.
+concatenated to the flattened convolutional features before the dense layers; with
+``use_log_n`` the log10 of the number of galaxies in the cylinder is concatenated too (linearly
+mapped from ``log_n_range`` to [-1, 1] inside the network), so that the network can make its
+uncertainty depend on the richness of the sample explicitly (model v2, issue 13).
 
 Two heads are available:
 
@@ -55,6 +58,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "max_norm": 3.0,
         "max_norm_dense": False,
         "use_redshift": True,
+        "use_log_n": False,
+        "log_n_range": [1.0, 3.0],
         "input_scale": 48.0 * 48.0,
     },
     # Ho et al. 2019 v1, CNN_1D: Conv1d(1->10,k5) -> Conv1d(10->5,k3) -> MaxPool(2) -> Dropout
@@ -71,6 +76,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "max_norm": 3.0,
         "max_norm_dense": True,
         "use_redshift": True,
+        "use_log_n": False,
+        "log_n_range": [1.0, 3.0],
         "input_scale": 48.0,
     },
 }
@@ -133,6 +140,12 @@ def validate_network_config(config: dict) -> dict:
             convolutions).
         ``use_redshift`` : bool
             Concatenate the scaled redshift to the flattened features.
+        ``use_log_n`` : bool
+            Concatenate log10 of the number of cylinder galaxies to the flattened features
+            (default False: the v1 networks).
+        ``log_n_range`` : [float, float]
+            log10 N mapped linearly onto [-1, 1] before the concatenation (default [1, 3],
+            i.e. 10 to 1000 galaxies; values outside are extrapolated linearly).
         ``input_scale`` : float
             Factor applied to the images (which sum to 1) before the first layer.
 
@@ -187,7 +200,16 @@ def validate_network_config(config: dict) -> dict:
         if not isinstance(out["max_norm"], int | float) or out["max_norm"] <= 0:
             raise ValueError(f"'max_norm' must be positive or None, not {out['max_norm']!r}")
         out["max_norm"] = float(out["max_norm"])
-    for key in ("max_norm_dense", "use_redshift"):
+    lo_hi = out["log_n_range"]
+    if (
+        not isinstance(lo_hi, list | tuple)
+        or len(lo_hi) != 2
+        or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in lo_hi)
+        or not lo_hi[1] > lo_hi[0]
+    ):
+        raise ValueError(f"'log_n_range' must be [lo, hi] with hi > lo, got {lo_hi!r}")
+    out["log_n_range"] = [float(lo_hi[0]), float(lo_hi[1])]
+    for key in ("max_norm_dense", "use_redshift", "use_log_n"):
         if not isinstance(out[key], bool):
             raise ValueError(f"network config {key!r} must be a bool, got {out[key]!r}")
     if not isinstance(out["input_scale"], int | float) or out["input_scale"] <= 0:
@@ -206,9 +228,11 @@ class CNNMassNet(nn.Module):
 
     Notes
     -----
-    ``forward(images, z)`` takes ``images`` of shape ``(n, n_v, n_R)`` (CNN_2D; axis 1 =
+    ``forward(images, z, log_n)`` takes ``images`` of shape ``(n, n_v, n_R)`` (CNN_2D; axis 1 =
     velocity, axis 2 = radius, as returned by :func:`astro_cnnmass.features.kde.kde_images`) or
-    ``(n, n_v)`` (CNN_1D), and the scaled redshift ``z`` of shape ``(n,)``. It returns
+    ``(n, n_v)`` (CNN_1D), the scaled redshift ``z`` of shape ``(n,)`` and, for a network with
+    ``use_log_n``, ``log_n`` = log10 of the number of cylinder galaxies, shape ``(n,)``
+    (unscaled; ignored by networks without ``use_log_n``). It returns
     ``(n, 1)`` (point head: scaled log-mass) or ``(n, 2)`` (Gaussian head: mean, log-variance,
     both for the scaled log-mass).
     """
@@ -231,7 +255,7 @@ class CNNMassNet(nn.Module):
         self.features = nn.Sequential(*layers)
         n_flat = in_ch * (c["n_v"] // c["pool"])
         dense: list[nn.Module] = []
-        n_in = n_flat + (1 if c["use_redshift"] else 0)
+        n_in = n_flat + (1 if c["use_redshift"] else 0) + (1 if c["use_log_n"] else 0)
         self.dense_layers: list[nn.Linear] = []
         for width in c["dense"]:
             lin = nn.Linear(n_in, width)
@@ -241,14 +265,25 @@ class CNNMassNet(nn.Module):
         self.dense = nn.Sequential(*dense)
         self.out = nn.Linear(n_in, 2 if c["head"] == "gaussian" else 1)
 
-    def forward(self, images: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        images: torch.Tensor,
+        z: torch.Tensor | None = None,
+        log_n: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Scaled log-mass (point head) or its mean and log-variance (Gaussian head)."""
-        return self.out(self.embed(images, z))
+        return self.out(self.embed(images, z, log_n))
 
-    def embed(self, images: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(
+        self,
+        images: torch.Tensor,
+        z: torch.Tensor | None = None,
+        log_n: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Penultimate activations: the output of the last hidden dense layer (after its ReLU).
 
-        ``forward(images, z) == self.out(self.embed(images, z))``. The embedding (64-d for the
+        ``forward(images, z, log_n) == self.out(self.embed(images, z, log_n))``. The embedding
+        (64-d for the
         default configurations) is the representation the output head reads; its distance from
         the training distribution is the out-of-domain score of
         :mod:`astro_cnnmass.uncertainty`. Dropout follows the module's mode (call ``eval()``
@@ -260,6 +295,9 @@ class CNNMassNet(nn.Module):
             KDE images, as for :meth:`forward`.
         z : torch.Tensor, shape (n,), optional
             Scaled redshift (required when ``use_redshift``).
+        log_n : torch.Tensor, shape (n,), optional
+            log10 of the number of galaxies in the cylinder (required when ``use_log_n``;
+            ignored otherwise).
 
         Returns
         -------
@@ -277,6 +315,15 @@ class CNNMassNet(nn.Module):
             if z is None:
                 raise ValueError("this network takes the scaled redshift z as second input")
             h = torch.cat([h, z.reshape(-1, 1).to(h.dtype)], dim=1)
+        if c.get("use_log_n", False):
+            if log_n is None:
+                raise ValueError(
+                    "this network takes log10 of the number of cylinder galaxies (log_n) as an "
+                    "input"
+                )
+            lo, hi = c["log_n_range"]
+            scaled = (log_n.reshape(-1, 1).to(h.dtype) - (lo + hi) / 2) * (2.0 / (hi - lo))
+            h = torch.cat([h, scaled], dim=1)
         return self.dense(h)
 
     @torch.no_grad()

@@ -1,7 +1,8 @@
 """Batched prediction with a :class:`~astro_cnnmass.model.bundle.ModelBundle`.
 
-:class:`Predictor` turns KDE images (from :func:`astro_cnnmass.features.kde.kde_images`) and cluster
-redshifts into log10 M200c [Msun/h] with an uncertainty in dex:
+:class:`Predictor` turns KDE images (from :func:`astro_cnnmass.features.kde.kde_images`), cluster
+redshifts and, for networks that read it (``network_config["use_log_n"]``, model v2), the number
+of cylinder galaxies behind each image into log10 M200c [Msun/h] with an uncertainty in dex:
 
 * ensemble of Gaussian heads (and/or MC-dropout samples): the mixture of the component Gaussians;
   mean = mean of the means, variance = mean of the variances + variance of the means;
@@ -10,7 +11,11 @@ redshifts into log10 M200c [Msun/h] with an uncertainty in dex:
   ``bundle.metrics["scatter_dex"]``).
 
 The standard deviation is multiplied by ``bundle.target_scaling["calibration"]["std_scale"]``
-(1 unless an interval calibration has been stored).
+(1 unless an interval calibration has been stored), and
+``bundle.target_scaling["calibration"]["mean_offset_dex"]`` (absent, i.e. 0, in v1 bundles) is
+subtracted from every mean; for networks that read the galaxy counts,
+``...["calibration"]["std_scale_log_n"] = {"pivot", "slope"}`` multiplies the std by
+``exp(slope * (log10 N - pivot))`` as well.
 """
 
 from __future__ import annotations
@@ -49,6 +54,11 @@ class Predictor:
         Seed of the MC-dropout sampling.
     """
 
+    #: Evaluate a deterministic ensemble in one grouped pass
+    #: (:class:`~astro_cnnmass.model.ensemble.GroupedEnsemble`, bit-identical outputs);
+    #: False: member by member.
+    grouped_ensemble: bool = True
+
     def __init__(
         self,
         bundle: ModelBundle,
@@ -68,12 +78,19 @@ class Predictor:
         self.config = bundle.network_config
         self.scaling = bundle.target_scaling
         self.std_scale = float(self.scaling.get("calibration", {}).get("std_scale", 1.0))
+        self.mean_offset = float(self.scaling.get("calibration", {}).get("mean_offset_dex", 0.0))
+        self.std_scale_log_n = self.scaling.get("calibration", {}).get("std_scale_log_n")
 
     @property
     def image_shape(self) -> tuple[int, ...]:
         """Shape of one input image: ``(n_v, n_R)`` (CNN_2D) or ``(n_v,)`` (CNN_1D)."""
         c = self.config
         return (c["n_v"],) if c["arch"] == "cnn1d" else (c["n_v"], c["n_R"])
+
+    @property
+    def uses_counts(self) -> bool:
+        """Whether the networks read the number of cylinder galaxies (``predict(..., n=)``)."""
+        return bool(self.config.get("use_log_n", False))
 
     def _check(self, images: np.ndarray, z: Any) -> tuple[np.ndarray, np.ndarray]:
         images = np.asarray(images, dtype=np.float32)
@@ -86,15 +103,112 @@ class Predictor:
         z = np.broadcast_to(np.asarray(z, dtype=float), (images.shape[0],)).copy()
         return images, z
 
+    def log_counts(self, n: Any, size: int) -> np.ndarray | None:
+        """log10 of the galaxy counts ``n`` as the networks take them (None if not used).
+
+        Parameters
+        ----------
+        n : int or array-like of shape (size,), or None
+            Number of galaxies inside the cylinder behind each image.
+        size : int
+            Number of images.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (size,), or None
+            NaN where ``n`` is not finite or < 1; None when the networks do not read counts.
+
+        Raises
+        ------
+        ValueError
+            If the networks read counts and ``n`` is None.
+        """
+        if not self.uses_counts:
+            return None
+        if n is None:
+            raise ValueError(
+                "this model (network_config['use_log_n']) needs the number of cylinder galaxies "
+                "behind each image: pass n= (e.g. the counts of kde_images' offsets)"
+            )
+        n = np.broadcast_to(np.asarray(n, dtype=float), (size,))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(np.isfinite(n) & (n >= 1), np.log10(np.where(n >= 1, n, 1.0)), np.nan)
+        return out.astype(np.float32)
+
     @torch.no_grad()
     def _run(
-        self, net, x: torch.Tensor, zs: torch.Tensor, embeddings: list | None = None
+        self,
+        net,
+        x: torch.Tensor,
+        zs: torch.Tensor,
+        embeddings: list | None = None,
+        log_n: torch.Tensor | None = None,
     ) -> np.ndarray:
         if embeddings is None:
-            return net(x, zs).double().cpu().numpy()
-        e = net.embed(x, zs)  # forward == out(embed): one pass gives both
+            return net(x, zs, log_n).double().cpu().numpy()
+        e = net.embed(x, zs, log_n)  # forward == out(embed): one pass gives both
         embeddings.append(e.double().cpu().numpy())
         return net.out(e).double().cpu().numpy()
+
+    @torch.inference_mode()
+    def _predict_grouped(
+        self,
+        images: np.ndarray,
+        zs_all: np.ndarray,
+        log_n_all: np.ndarray | None,
+        idx: np.ndarray,
+        chunk_size: int,
+        mu: np.ndarray,
+        var: np.ndarray,
+        return_embeddings: bool,
+    ) -> np.ndarray | None:
+        """Every member at once (:class:`~astro_cnnmass.model.ensemble.GroupedEnsemble`).
+
+        Fills ``mu[:, 0]`` and ``var[:, 0]`` (scaled units) for the rows ``idx`` in the same
+        fixed-size micro-batches as the member-by-member loop, reading each chunk of images
+        once instead of once per member; returns member 0's embeddings (or None).
+        """
+        if getattr(self, "_grouped", None) is None:
+            from .ensemble import GroupedEnsemble
+
+            self._grouped = GroupedEnsemble(self.networks)
+        n = images.shape[0]
+        gaussian = self.config["head"] == "gaussian"
+        embedded = None
+        for start in range(0, idx.size, chunk_size):
+            sel = idx[start : start + chunk_size]
+            n_pad = -sel.size % MICRO_BATCH
+            x_np = images[sel]
+            z_np = zs_all[sel].astype(np.float32)
+            ln_np = log_n_all[sel] if log_n_all is not None else None
+            if n_pad:
+                x_np = np.concatenate([x_np, np.zeros((n_pad, *x_np.shape[1:]), dtype=x_np.dtype)])
+                z_np = np.concatenate([z_np, np.zeros(n_pad, dtype=np.float32)])
+                if ln_np is not None:
+                    ln_np = np.concatenate([ln_np, np.ones(n_pad, dtype=np.float32)])
+            x = torch.from_numpy(x_np).to(self.device)
+            zt = torch.from_numpy(z_np).to(self.device)
+            lt = torch.from_numpy(ln_np).to(self.device) if ln_np is not None else None
+            outs, embs = [], []
+            for b in range(0, x.shape[0], MICRO_BATCH):
+                o, e = self._grouped(
+                    x[b : b + MICRO_BATCH],
+                    zt[b : b + MICRO_BATCH],
+                    None if lt is None else lt[b : b + MICRO_BATCH],
+                )
+                outs.append(o.double().cpu().numpy())
+                if return_embeddings:
+                    embs.append(e.double().cpu().numpy())
+            out = np.concatenate(outs, axis=1)[:, : sel.size]  # (members, rows, outputs)
+            if return_embeddings:
+                emb = np.concatenate(embs)[: sel.size]
+                if embedded is None:
+                    embedded = np.full((n, emb.shape[1]), np.nan)
+                embedded[sel] = emb
+            mu[:, 0, sel] = out[:, :, 0]
+            if gaussian:
+                var[:, 0, sel] = np.exp(out[:, :, 1])
+        return embedded
 
     def predict(
         self,
@@ -102,6 +216,7 @@ class Predictor:
         z: Any,
         chunk_size: int = 65536,
         *,
+        n: Any = None,
         return_embeddings: bool = False,
     ) -> dict[str, np.ndarray]:
         """Predict log10 M200c [Msun/h] and its standard deviation (dex).
@@ -114,6 +229,11 @@ class Predictor:
             Cluster redshifts.
         chunk_size : int
             Number of clusters per forward pass.
+        n : int or array-like, shape (n,), optional
+            Number of galaxies inside the cylinder behind each image (the galaxies the KDE was
+            built from). Required by networks that read it (``network_config["use_log_n"]``,
+            :attr:`uses_counts`), ignored by the others (the v1 models); rows with a count
+            that is not finite or < 1 give NaN.
         return_embeddings : bool
             Also return ``embeddings``, the penultimate activations of ensemble member 0
             (taken from the same forward pass; not with MC dropout), as used by the
@@ -131,8 +251,11 @@ class Predictor:
         if return_embeddings and self.mc_dropout:
             raise ValueError("return_embeddings needs mc_dropout=0 (deterministic embeddings)")
         images, z = self._check(images, z)
+        log_n_all = self.log_counts(n, images.shape[0])
         n = images.shape[0]
         good = np.isfinite(images.reshape(n, -1)).all(axis=1) & np.isfinite(z)
+        if log_n_all is not None:
+            good &= np.isfinite(log_n_all)
         zs_all = scale_redshift(np.where(np.isfinite(z), z, 0.0), self.scaling)
         n_samples = max(self.mc_dropout, 1)
         n_members = len(self.networks)
@@ -144,7 +267,13 @@ class Predictor:
         idx = np.flatnonzero(good)
         embedded = None
         chunk_size = max(int(chunk_size), 1)
-        for m, net in enumerate(self.networks):
+        # deterministic ensembles: all members in one grouped pass (bit-identical outputs)
+        grouped = self.grouped_ensemble and not self.mc_dropout and n_members > 1
+        if grouped:
+            embedded = self._predict_grouped(
+                images, zs_all, log_n_all, idx, chunk_size, mu, var, return_embeddings
+            )
+        for m, net in [] if grouped else enumerate(self.networks):
             if self.mc_dropout:
                 for mod in net.modules():
                     if isinstance(mod, torch.nn.Dropout):
@@ -158,19 +287,27 @@ class Predictor:
                     n_pad = -sel.size % MICRO_BATCH
                     x_np = images[sel]
                     z_np = zs_all[sel].astype(np.float32)
+                    ln_np = log_n_all[sel] if log_n_all is not None else None
                     if n_pad:
                         x_np = np.concatenate(
                             [x_np, np.zeros((n_pad, *x_np.shape[1:]), dtype=x_np.dtype)]
                         )
                         z_np = np.concatenate([z_np, np.zeros(n_pad, dtype=np.float32)])
+                        if ln_np is not None:
+                            ln_np = np.concatenate([ln_np, np.ones(n_pad, dtype=np.float32)])
                     x = torch.from_numpy(x_np).to(self.device)
                     zt = torch.from_numpy(z_np).to(self.device)
+                    lt = torch.from_numpy(ln_np).to(self.device) if ln_np is not None else None
                     for t in range(n_samples):
                         parts = [] if (return_embeddings and m == 0) else None
                         out = np.concatenate(
                             [
                                 self._run(
-                                    net, x[b : b + MICRO_BATCH], zt[b : b + MICRO_BATCH], parts
+                                    net,
+                                    x[b : b + MICRO_BATCH],
+                                    zt[b : b + MICRO_BATCH],
+                                    parts,
+                                    None if lt is None else lt[b : b + MICRO_BATCH],
                                 )
                                 for b in range(0, x.shape[0], MICRO_BATCH)
                             ]
@@ -186,6 +323,8 @@ class Predictor:
             finally:
                 net.eval()
         mu_dex = unscale_log_mass(mu, self.scaling)
+        if self.mean_offset:  # the validation-fitted mean calibration (never in v1 bundles)
+            mu_dex = mu_dex - self.mean_offset
         var_dex = unscale_log_mass_std(np.sqrt(var), self.scaling) ** 2
         member_means = mu_dex.mean(axis=1)
         mean = mu_dex.reshape(-1, n).mean(axis=0)
@@ -200,6 +339,9 @@ class Predictor:
                 np.sqrt(mu_dex.var(axis=1)) if n_samples > 1 else np.full((n_members, n), np.nan)
             )
         std = np.sqrt(total_var) * self.std_scale
+        if self.std_scale_log_n and log_n_all is not None:
+            sl = self.std_scale_log_n
+            std = std * np.exp(float(sl["slope"]) * (log_n_all - float(sl["pivot"])))
         std[~good] = np.nan
         result = {
             "mean": mean,

@@ -16,9 +16,8 @@ The *cylinder* is the selection ``R < aperture`` and ``|v| < v_cut`` used by Ho 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import astropy.cosmology.units as cu
@@ -29,8 +28,11 @@ from astropy.coordinates import SkyCoord
 from astropy.cosmology import Cosmology
 from astropy.stats import biweight_location
 from astropy.table import QTable, Table
+from astropy.utils.masked import Masked
 
-from ..exceptions import AstroCnnmassWarning, InputError
+from ..exceptions import InputError
+from .columns import Z_GALAXY_RANGE as _Z_GALAXY_RANGE  # noqa: F401 (kept for importers)
+from .columns import angle_values, float_values, redshift_values, usable_rows, warn_if_hours
 
 __all__ = [
     "MPC_H",
@@ -45,9 +47,6 @@ __all__ = [
 #: Unit of projected radii: physical Mpc/h.
 MPC_H = u.Mpc / cu.littleh
 C_KMS = speed_of_light.to_value(u.km / u.s)
-
-#: Galaxies with redshifts outside this range are treated as bad input.
-_Z_GALAXY_RANGE = (-0.01, 10.0)
 
 
 def cylinder_mask(
@@ -179,6 +178,13 @@ class PhaseSpace:
         Cosmology used for the conversion.
     z_cluster_estimated, center_estimated : bool
         Whether the redshift / centre were estimated from the galaxies.
+    z_cluster_iterations, center_iterations : int
+        Iterations the estimate of the redshift (both passes: all galaxies, then those near the
+        centre) / of the centre took; 0 when the value was given.
+    z_cluster_converged, center_converged : bool
+        Whether those iterations converged (the redshift moved by less than 1 km/s, the centre
+        by less than 1 kpc/h) before ``max_iter`` or running out of galaxies; True when the
+        value was given.
     """
 
     R: u.Quantity
@@ -189,6 +195,10 @@ class PhaseSpace:
     cosmology: Cosmology | None = None
     z_cluster_estimated: bool = False
     center_estimated: bool = False
+    z_cluster_iterations: int = 0
+    center_iterations: int = 0
+    z_cluster_converged: bool = True
+    center_converged: bool = True
 
     def __len__(self) -> int:
         return len(self.index)
@@ -203,16 +213,7 @@ class PhaseSpace:
         return self[self.cylinder_mask(cylinder)]
 
     def __getitem__(self, item) -> PhaseSpace:
-        return PhaseSpace(
-            R=self.R[item],
-            v=self.v[item],
-            index=self.index[item],
-            z_cluster=self.z_cluster,
-            center=self.center,
-            cosmology=self.cosmology,
-            z_cluster_estimated=self.z_cluster_estimated,
-            center_estimated=self.center_estimated,
-        )
+        return replace(self, R=self.R[item], v=self.v[item], index=self.index[item])
 
     def to_table(self) -> QTable:
         """A QTable with columns ``index``, ``R`` and ``v``."""
@@ -237,7 +238,8 @@ def estimate_redshift(
     window: u.Quantity = 3000 * u.km / u.s,
     z_start: float | None = None,
     max_iter: int = 50,
-) -> float:
+    return_info: bool = False,
+) -> float | tuple[float, int, bool]:
     """Cluster redshift as the biweight location of the galaxies inside a velocity window.
 
     Starting from the median redshift (or ``z_start``), the galaxies with
@@ -255,10 +257,14 @@ def estimate_redshift(
         Starting guess; default the median redshift.
     max_iter : int
         Maximum number of iterations.
+    return_info : bool
+        Also return the number of iterations and whether they converged.
 
     Returns
     -------
     z_cluster : float
+        The cluster redshift; with ``return_info``, the tuple
+        ``(z_cluster, n_iterations, converged)``.
     """
     z = np.asarray(z, dtype=float)
     z = z[np.isfinite(z)]
@@ -266,7 +272,7 @@ def estimate_redshift(
         raise InputError(f"need at least 3 finite redshifts to estimate z_cluster, got {z.size}")
     window_kms = _as_quantity(window, u.km / u.s, "window").value
     z_cl = float(np.median(z)) if z_start is None else float(z_start)
-    for _ in range(max_iter):
+    for n_iter in range(1, max_iter + 1):
         sel = np.abs(_velocities_kms(z, z_cl)) < window_kms
         if sel.sum() < 3:
             raise InputError(
@@ -274,9 +280,9 @@ def estimate_redshift(
             )
         z_new = float(biweight_location(z[sel]))
         if abs(_velocities_kms(np.array(z_new), z_cl)) < 1.0:
-            return z_new
+            return (z_new, n_iter, True) if return_info else z_new
         z_cl = z_new
-    return z_cl
+    return (z_cl, max_iter, False) if return_info else z_cl
 
 
 def estimate_center(
@@ -288,7 +294,8 @@ def estimate_center(
     radius: u.Quantity = 1.0 * MPC_H,
     window: u.Quantity = 3000 * u.km / u.s,
     max_iter: int = 50,
-) -> SkyCoord:
+    return_info: bool = False,
+) -> SkyCoord | tuple[SkyCoord, int, bool]:
     """Cluster centre as the iterated biweight location of galaxy positions.
 
     The method: start at the biweight location (in a tangent plane) of all galaxies within
@@ -313,10 +320,14 @@ def estimate_center(
         Velocity window, km/s.
     max_iter : int
         Maximum number of iterations.
+    return_info : bool
+        Also return the number of iterations and whether they converged (False when
+        ``max_iter`` was reached or fewer than 3 galaxies were left inside ``radius``).
 
     Returns
     -------
     center : `~astropy.coordinates.SkyCoord`
+        The centre; with ``return_info``, the tuple ``(center, n_iterations, converged)``.
     """
     z = np.asarray(z, dtype=float)
     window_kms = _as_quantity(window, u.km / u.s, "window").value
@@ -332,7 +343,8 @@ def estimate_center(
         biweight_location(sel.spherical.lat.deg) * u.deg,
         frame=coords.frame,
     )
-    for _ in range(max_iter):
+    n_iter, converged = 0, False
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 (n_iter is reported)
         x, y = _tangent_offsets(sel, center)
         near = np.hypot(x, y) * mpch_per_rad < radius_mpch
         if near.sum() < 3:
@@ -341,8 +353,10 @@ def estimate_center(
         frame = center.skyoffset_frame()
         center = SkyCoord(dx * u.rad, dy * u.rad, frame=frame).transform_to(coords.frame)
         if np.hypot(dx, dy) * mpch_per_rad < 1e-3:
+            converged = True
             break
-    return SkyCoord(center.spherical.lon, center.spherical.lat, frame=coords.frame)
+    center = SkyCoord(center.spherical.lon, center.spherical.lat, frame=coords.frame)
+    return (center, n_iter, converged) if return_info else center
 
 
 def _mpch_per_radian(z_cluster: float, cosmology: Cosmology) -> float:
@@ -360,26 +374,13 @@ def _column(table: Table, name: str, what: str) -> Any:
 
 
 def _angle_column(col: Any, name: str) -> u.Quantity:
-    unit = getattr(col, "unit", None)
-    if unit is None:
-        return np.asarray(col, dtype=float) * u.deg
-    try:
-        return u.Quantity(col).to(u.deg)
-    except u.UnitConversionError as exc:
-        raise InputError(f"column {name!r} must be an angle (deg or rad), got unit {unit}") from exc
+    """Angles [deg] of a column; plain floats are degrees; masked cells become NaN."""
+    return angle_values(col, name) * u.deg
 
 
 def _redshift_column(col: Any, name: str) -> np.ndarray:
-    unit = getattr(col, "unit", None)
-    if unit is not None and unit != u.dimensionless_unscaled:
-        try:
-            return u.Quantity(col).to_value(cu.redshift)
-        except u.UnitConversionError as exc:
-            raise InputError(
-                f"column {name!r} must hold dimensionless redshifts, got unit {unit} "
-                "(for recession velocities cz, divide by the speed of light first)"
-            ) from exc
-    return np.asarray(col, dtype=float)
+    """Dimensionless redshifts of a column; masked cells become NaN."""
+    return redshift_values(col, name)
 
 
 def _read_members(
@@ -406,8 +407,11 @@ def _read_members(
         if ra_column not in members.colnames and skycoord_cols:
             coords = members[skycoord_cols[0]]
         else:
-            ra = _angle_column(_column(members, ra_column, "ra"), ra_column)
+            ra_col = _column(members, ra_column, "ra")
+            ra = _angle_column(ra_col, ra_column)
             dec = _angle_column(_column(members, dec_column, "dec"), dec_column)
+            if getattr(ra_col, "unit", None) is None:
+                warn_if_hours(ra.value, dec.value, ra_column)
             bad = ~(np.isfinite(ra) & np.isfinite(dec))
             ra, dec = np.where(bad, 0 * u.deg, ra), np.where(bad, 0 * u.deg, dec)
             if np.any(np.abs(dec[~bad]) > 90 * u.deg):
@@ -419,36 +423,25 @@ def _read_members(
                 return coords, z
         z = _redshift_column(_column(members, z_column, "z"), z_column)
         return coords, z
+    hint = ""
+    if type(members).__module__.split(".")[0] == "pandas":
+        hint = "; convert a pandas DataFrame with astropy.table.Table.from_pandas(df)"
     raise InputError(
         "members must be an astropy Table/QTable or a SkyCoord "
-        f"(got {type(members).__name__}); for a ready phase space pass R= and v="
+        f"(got {type(members).__name__}); for a ready phase space pass R= and v={hint}"
     )
 
 
-def _drop_bad(z: np.ndarray, nan_policy: str) -> np.ndarray:
-    """Indices of usable galaxies; warns or raises for non-finite / absurd redshifts."""
-    if nan_policy not in ("drop", "raise"):
-        raise InputError(f"nan_policy must be 'drop' or 'raise', got {nan_policy!r}")
-    finite = np.isfinite(z)
-    absurd = finite & ((z <= _Z_GALAXY_RANGE[0]) | (z > _Z_GALAXY_RANGE[1]))
-    if absurd.any():
+def _check_z_cluster(z_cluster: Any, estimated: bool = False) -> float:
+    if estimated and not (np.isfinite(z_cluster) and 0.0 < z_cluster <= 5.0):
         raise InputError(
-            f"{int(absurd.sum())} galaxy redshift(s) outside {_Z_GALAXY_RANGE}: "
-            "check the z column (negative or absurd redshifts)"
+            f"the z_cluster estimated from the galaxies is {z_cluster}, outside (0, 5]: "
+            "check the z column (masked or blank cells?) or pass z_cluster="
         )
-    n_bad = int((~finite).sum())
-    if n_bad:
-        if nan_policy == "raise":
-            raise InputError(f"{n_bad} galaxies have non-finite positions or redshifts")
-        warnings.warn(
-            f"dropped {n_bad} galaxies with non-finite positions or redshifts",
-            AstroCnnmassWarning,
-            stacklevel=3,
-        )
-    return np.flatnonzero(finite)
-
-
-def _check_z_cluster(z_cluster: Any) -> float:
+    if isinstance(z_cluster, bool | np.bool_) or np.iscomplexobj(z_cluster):
+        raise InputError(f"z_cluster must be a real number, got {z_cluster!r}")
+    if isinstance(z_cluster, Masked) or np.ma.is_masked(z_cluster):
+        raise InputError("z_cluster is masked; pass a number or None to estimate it")
     try:
         z_cl = float(u.Quantity(z_cluster).to_value(cu.redshift))
     except (TypeError, u.UnitConversionError) as exc:
@@ -531,7 +524,8 @@ def phase_space(
     coords, z_all = _read_members(members, redshifts, ra_column, dec_column, z_column)
     if len(z_all) == 0:
         raise InputError("member list is empty")
-    keep = _drop_bad(z_all, nan_policy)
+    lon, lat = coords.spherical.lon.deg, coords.spherical.lat.deg
+    keep = usable_rows(z_all, nan_policy, key=np.column_stack([lon, lat, z_all]))
     if keep.size == 0:
         raise InputError("no galaxy has a finite position and redshift")
     coords, z = coords[keep], z_all[keep]
@@ -543,18 +537,22 @@ def phase_space(
     if center is not None and not center.isscalar:
         raise InputError("center must be a single (scalar) SkyCoord")
 
+    z_iter, z_converged, c_iter, c_converged = 0, True, 0, True
     if z_estimated:
-        z_cl = estimate_redshift(z)
+        z_cl, z_iter, z_converged = estimate_redshift(z, return_info=True)
     else:
         z_cl = _check_z_cluster(z_cluster)
     if center_estimated:
-        center = estimate_center(coords, z, z_cl, cosmology)
+        center, c_iter, c_converged = estimate_center(coords, z, z_cl, cosmology, return_info=True)
     if z_estimated:
         # Refine z_cluster on the galaxies near the centre.
         near = center.separation(coords).to_value(u.rad) * _mpch_per_radian(z_cl, cosmology)
         if (near < 1.5).sum() >= 3:
-            z_cl = estimate_redshift(z[near < 1.5], z_start=z_cl)
+            z_cl, n2, conv2 = estimate_redshift(z[near < 1.5], z_start=z_cl, return_info=True)
+            z_iter, z_converged = z_iter + n2, z_converged and conv2
 
+    if z_estimated:
+        z_cl = _check_z_cluster(z_cl, estimated=True)
     theta = center.separation(coords).to_value(u.rad)
     R_mpch = theta * _mpch_per_radian(z_cl, cosmology)
     v_kms = _velocities_kms(z, z_cl)
@@ -567,6 +565,10 @@ def phase_space(
         cosmology=cosmology,
         z_cluster_estimated=z_estimated,
         center_estimated=center_estimated,
+        z_cluster_iterations=z_iter,
+        center_iterations=c_iter,
+        z_cluster_converged=z_converged,
+        center_converged=c_converged,
     )
 
 
@@ -587,8 +589,8 @@ def _direct_phase_space(
     z_cl = _check_z_cluster(z_cluster)
     R_q = _as_quantity(R, MPC_H, "R", equivalencies=cu.with_H0(cosmology.H0))
     v_q = _as_quantity(v, u.km / u.s, "v")
-    R_arr = np.atleast_1d(R_q.value).astype(float)
-    v_arr = np.atleast_1d(v_q.value).astype(float)
+    R_arr = np.atleast_1d(float_values(R_q.value, "R"))
+    v_arr = np.atleast_1d(float_values(v_q.value, "v"))
     if R_arr.ndim != 1 or R_arr.shape != v_arr.shape:
         raise InputError(
             f"R and v must be 1-D of equal length, got {R_arr.shape} and {v_arr.shape}"
@@ -598,14 +600,9 @@ def _direct_phase_space(
     finite = np.isfinite(R_arr) & np.isfinite(v_arr)
     if np.any(R_arr[finite] < 0):
         raise InputError("projected radii R must be >= 0")
-    n_bad = int((~finite).sum())
-    if n_bad:
-        if nan_policy == "raise":
-            raise InputError(f"{n_bad} galaxies have non-finite R or v")
-        warnings.warn(
-            f"dropped {n_bad} galaxies with non-finite R or v", AstroCnnmassWarning, stacklevel=3
-        )
-    keep = np.flatnonzero(finite)
+    bad = np.where(finite, 0.0, np.nan)  # masked / non-finite rows, dropped and counted
+    # no duplicate check here: equal (R, v) pairs of rounded data can be distinct galaxies
+    keep = usable_rows(bad, nan_policy, stacklevel=4)
     return PhaseSpace(
         R=R_arr[keep] * MPC_H,
         v=v_arr[keep] * u.km / u.s,

@@ -53,6 +53,7 @@ def embeddings(
     images: np.ndarray,
     z: Any,
     *,
+    n: Any = None,
     device: Any = None,
     chunk_size: int = 8192,
 ) -> np.ndarray:
@@ -66,6 +67,9 @@ def embeddings(
         KDE images (each summing to 1).
     z : float or array-like, shape (n,)
         Cluster redshifts (unscaled).
+    n : int or array-like, shape (n,), optional
+        Number of cylinder galaxies behind each image; required by networks that read it
+        (``network_config["use_log_n"]``), ignored otherwise.
     device : str or torch.device, optional
         Only used with a bundle. Default: CUDA when available, else CPU.
     chunk_size : int
@@ -82,10 +86,22 @@ def embeddings(
 
     net, scaling, dev = _network_and_scaling(model, device)
     images = np.asarray(images, dtype=np.float32)
-    n = images.shape[0]
+    counts, n = n, images.shape[0]
     zz = np.broadcast_to(np.asarray(z, dtype=float), (n,)).copy()
     good = np.isfinite(images.reshape(n, -1)).all(axis=1) & np.isfinite(zz)
     zs = scale_redshift(np.where(np.isfinite(zz), zz, 0.0), scaling).astype(np.float32)
+    log_n = None
+    if net.config.get("use_log_n", False):
+        if counts is None:
+            raise ValueError(
+                "this model (network_config['use_log_n']) needs the number of cylinder "
+                "galaxies behind each image: pass n="
+            )
+        c = np.broadcast_to(np.asarray(counts, dtype=float), (n,))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_n = np.where(c >= 1, np.log10(np.where(c >= 1, c, 1.0)), np.nan)
+        good &= np.isfinite(log_n)
+        log_n = log_n.astype(np.float32)
     width = net.config["dense"][-1] if net.config["dense"] else None
     out = None if width is None else np.full((n, width), np.nan)
     idx = np.flatnonzero(good)
@@ -97,7 +113,8 @@ def embeddings(
                 sel = idx[start : start + chunk_size]
                 x = torch.from_numpy(images[sel]).to(dev)
                 zt = torch.from_numpy(zs[sel]).to(dev)
-                e = net.embed(x, zt).double().cpu().numpy()
+                lt = None if log_n is None else torch.from_numpy(log_n[sel]).to(dev)
+                e = net.embed(x, zt, lt).double().cpu().numpy()
                 if out is None:
                     out = np.full((n, e.shape[1]), np.nan)
                 out[sel] = e
@@ -224,6 +241,7 @@ def ood_scores(
     images: np.ndarray,
     z: Any,
     *,
+    n: Any = None,
     device: Any = None,
     chunk_size: int = 8192,
 ) -> np.ndarray:
@@ -242,6 +260,8 @@ def ood_scores(
         KDE images.
     z : float or array-like, shape (n,)
         Cluster redshifts.
+    n : int or array-like, shape (n,), optional
+        Number of cylinder galaxies behind each image (see :func:`embeddings`).
     device : str or torch.device, optional
         Only used with a bundle.
     chunk_size : int
@@ -259,7 +279,7 @@ def ood_scores(
         return np.full(images.shape[0], np.nan)
     from ..model.predictor import Predictor
 
-    emb = embeddings(model, images, z, device=device, chunk_size=chunk_size)
+    emb = embeddings(model, images, z, n=n, device=device, chunk_size=chunk_size)
     holder = model if isinstance(model, Predictor) else None
     return _mahalanobis(emb, *_model_arrays(ood, ("mean", "precision"), holder))
 
@@ -348,19 +368,38 @@ def _model_arrays(model: dict, keys: tuple[str, ...], holder: Any = None) -> tup
     return arrays
 
 
+#: Rows per block of :func:`_image_distance`: the block's temporaries (~5 MB) stay in cache
+#: instead of four full-chunk float64 copies of the images (75 MB each for 4096 clusters).
+IMAGE_DISTANCE_BLOCK = 256
+
+
 def _image_distance(model: dict, images: np.ndarray, holder: Any = None) -> np.ndarray:
-    X = _flat_images(images)
-    good = np.isfinite(X).all(axis=1)
-    out = np.full(X.shape[0], np.nan)
-    if not good.any():
+    """Image-space distance (:func:`fit_image_ood_model`), computed in blocks of rows.
+
+    Every row's arithmetic is the same as on the whole array at once (the same products and
+    sums, row by row), so blocking changes the memory traffic, not the numbers.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    n = images.shape[0]
+    flat = images.reshape(n, -1)
+    out = np.full(n, np.nan)
+    if n == 0:
         return out
     mean, comps, variances = _model_arrays(model, ("mean", "components", "variances"), holder)
-    dx = X[good] - mean
-    proj = dx @ comps.T
-    resid = ((dx - proj @ comps) ** 2).sum(axis=1)
-    d2 = (proj**2 / variances).sum(axis=1)
-    d2 += resid / float(model["residual_scale"])
-    out[good] = np.sqrt(d2)
+    scale = flat.shape[1]  # mean pixel 1, as in _flat_images
+    residual_scale = float(model["residual_scale"])
+    for start in range(0, n, IMAGE_DISTANCE_BLOCK):
+        X = flat[start : start + IMAGE_DISTANCE_BLOCK] * scale
+        good = np.isfinite(X).all(axis=1)
+        if not good.any():
+            continue
+        dx = X[good] - mean
+        proj = dx @ comps.T
+        resid = ((dx - proj @ comps) ** 2).sum(axis=1)
+        d2 = (proj**2 / variances).sum(axis=1)
+        d2 += resid / residual_scale
+        block = out[start : start + IMAGE_DISTANCE_BLOCK]
+        block[good] = np.sqrt(d2)
     return out
 
 
@@ -372,6 +411,7 @@ def normalized_ood_scores(
     embeddings: np.ndarray | None = None,
     summaries: dict[str, np.ndarray] | None = None,
     log_mass: np.ndarray | None = None,
+    n: Any = None,
 ) -> np.ndarray:
     """Out-of-domain score in units of the thresholds: above 1 means out of distribution.
 
@@ -389,7 +429,7 @@ def normalized_ood_scores(
 
     Parameters
     ----------
-    model, images, z, embeddings, summaries, log_mass
+    model, images, z, embeddings, summaries, log_mass, n
         As :func:`ood_score_components`.
 
     Returns
@@ -404,7 +444,13 @@ def normalized_ood_scores(
     """
     parts = list(
         ood_score_components(
-            model, images, z, embeddings=embeddings, summaries=summaries, log_mass=log_mass
+            model,
+            images,
+            z,
+            embeddings=embeddings,
+            summaries=summaries,
+            log_mass=log_mass,
+            n=n,
         ).values()
     )
     if not parts:
@@ -420,6 +466,7 @@ def ood_score_components(
     embeddings: np.ndarray | None = None,
     summaries: dict[str, np.ndarray] | None = None,
     log_mass: np.ndarray | None = None,
+    n: Any = None,
 ) -> dict[str, np.ndarray]:
     """Each out-of-domain distance of a bundle over its threshold (above 1: that part flags).
 
@@ -439,6 +486,9 @@ def ood_score_components(
         when the bundle has a summary model.
     log_mass : numpy.ndarray, shape (n,), optional
         The predicted log10 M200c [Msun/h] of these clusters; computed when not given.
+    n : int or array-like, shape (n,), optional
+        Number of cylinder galaxies behind each image; needed (unless ``embeddings`` and
+        ``log_mass`` are given) by networks that read it (``network_config["use_log_n"]``).
 
     Returns
     -------
@@ -462,7 +512,7 @@ def ood_score_components(
     threshold = ood_threshold(model)
     if np.isfinite(threshold):
         if embeddings is None:
-            distance = ood_scores(model, images, z)
+            distance = ood_scores(model, images, z, n=n)
         else:
             distance = _mahalanobis(
                 np.asarray(embeddings, dtype=float),
@@ -483,7 +533,7 @@ def ood_score_components(
             )
         if log_mass is None:
             predictor = holder if holder is not None else Predictor(bundle)
-            log_mass = predictor.predict(images, z)["mean"]
+            log_mass = predictor.predict(images, z, n=n)["mean"]
         arrays = dict(
             zip(
                 ("mean", "precision", "local_threshold"),

@@ -32,8 +32,18 @@ V_WINDOW = 4000.0
 R_SEARCH = 3.0  # Mpc/h physical
 
 COLUMNS = [
-    "specobjid", "objid", "ra", "dec", "z", "z_err", "zWarning", "class",
-    "plate", "mjd", "fiberID", "petroMag_r",
+    "specobjid",
+    "objid",
+    "ra",
+    "dec",
+    "z",
+    "z_err",
+    "zWarning",
+    "class",
+    "plate",
+    "mjd",
+    "fiberID",
+    "petroMag_r",
 ]
 
 
@@ -68,7 +78,7 @@ def sdss_rows(rng):
     z = Z_CL + v * (1 + Z_CL) / C_KMS
     z_err = np.abs(rng.normal(1.2e-5, 0.4e-5, n)) + 3e-6
     zwarning = np.zeros(n, dtype=int)
-    zwarning[n_mem + n_int:n_mem + n_int + 4] = [4, 4, 16, 4 | 128]
+    zwarning[n_mem + n_int : n_mem + n_int + 4] = [4, 4, 16, 4 | 128]
     z_err[-1] = -1.0  # a failed redshift error with zWarning = 0
     plates = rng.choice([1056, 1057, 1170, 1171, 1691], n)
     mjd_of = {1056: 52764, 1057: 52522, 1170: 52756, 1171: 52753, 1691: 53260}
@@ -80,9 +90,18 @@ def sdss_rows(rng):
         objid = 1237655000000000000 + int(rng.integers(0, 10**12))
         rows.append(
             [
-                specobjid, objid, round(pos.ra.deg[i], 6), round(pos.dec.deg[i], 6),
-                round(z[i], 7), float(f"{z_err[i]:.3g}"), int(zwarning[i]), "GALAXY",
-                plate, mjd_of[plate], fiber, round(rng.uniform(13.2, 17.7), 3),
+                specobjid,
+                objid,
+                round(pos.ra.deg[i], 6),
+                round(pos.dec.deg[i], 6),
+                round(z[i], 7),
+                float(f"{z_err[i]:.3g}"),
+                int(zwarning[i]),
+                "GALAXY",
+                plate,
+                mjd_of[plate],
+                fiber,
+                round(rng.uniform(13.2, 17.7), 3),
             ]
         )
     return rows
@@ -104,9 +123,18 @@ def write_ned(rng, path):
     # background / foreground galaxies outside the window, galaxies without z,
     # photometric redshifts in the window, and non-galaxies
     extra = [
-        ("G", 0.0812, ""), ("G", 0.0655, ""), ("G", 0.0101, ""), ("G", 0.0950, "PHOT"),
-        ("G", np.nan, ""), ("G", np.nan, ""), ("G", 0.0299, "PHOT"), ("G", 0.0310, "PHOT"),
-        ("GClstr", Z_CL, ""), ("RadioS", np.nan, ""), ("XrayS", np.nan, ""), ("*", 0.0, ""),
+        ("G", 0.0812, ""),
+        ("G", 0.0655, ""),
+        ("G", 0.0101, ""),
+        ("G", 0.0950, "PHOT"),
+        ("G", np.nan, ""),
+        ("G", np.nan, ""),
+        ("G", 0.0299, "PHOT"),
+        ("G", 0.0310, "PHOT"),
+        ("GClstr", Z_CL, ""),
+        ("RadioS", np.nan, ""),
+        ("XrayS", np.nan, ""),
+        ("*", 0.0, ""),
         ("QSO", 1.2, ""),
     ]
     r = np.concatenate([r, 0.2 + 2.7 * np.sqrt(rng.uniform(0, 1, len(extra)))])

@@ -1,0 +1,124 @@
+"""All members of an ensemble evaluated in one pass, sharing the first convolution.
+
+The members of a bundle's ensemble share their architecture and read the same input. Their
+first convolution, which holds ~80 % of a CNN_2D member's FLOPs (48 input channels, 5 taps), is
+fused: the members' filters are stacked along the output channels into one convolution (one
+larger, better-shaped matrix product over an input made contiguous once, instead of one small
+product per member over a strided view). The rest of each member (second convolution, pooling,
+dense layers, head) runs as the member's own modules on its slice of the fused output.
+
+Each output element of a convolution is the same dot product whether the filters are stacked or
+not, so the grouped pass gives *bit-identical* outputs to the member-by-member pass on the CPU
+kernels of torch (checked in ``tests/test_device_path.py``); on other devices it agrees to
+float32 rounding.
+
+Works for networks with and without the galaxy-count input (``network_config["use_log_n"]``,
+model v2) and for both architectures (CNN_1D, CNN_2D); deterministic (dropout off) only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["GroupedEnsemble"]
+
+
+class GroupedEnsemble(nn.Module):
+    """The members of an ensemble fused into one network (evaluation only, dropout off).
+
+    Parameters
+    ----------
+    networks : sequence of astro_cnnmass.model.networks.CNNMassNet
+        The members (same configuration, same device); the first-layer weights are copied
+        (stacked), the other modules are shared with the members.
+
+    Notes
+    -----
+    ``forward(images, z, log_n)`` takes the inputs of
+    :meth:`~astro_cnnmass.model.networks.CNNMassNet.forward` (``images`` (n, n_v, n_R) or
+    (n, n_v), scaled redshift ``z`` (n,), ``log_n`` = log10 of the cylinder galaxy count (n,)
+    for networks that read it) and returns ``(outputs, embedding0)``: ``outputs`` of shape
+    ``(n_members, n, n_out)`` (scaled log-mass, or its mean and log-variance) and the
+    penultimate activations of member 0, shape ``(n, width)`` (the out-of-domain embedding).
+    """
+
+    def __init__(self, networks: Sequence[Any]) -> None:
+        super().__init__()
+        networks = list(networks)
+        if not networks:
+            raise ValueError("an ensemble needs at least one network")
+        self.config = dict(networks[0].config)
+        for net in networks[1:]:
+            if net.config != networks[0].config:
+                raise ValueError("all members of a grouped ensemble must share their config")
+        self.members = nn.ModuleList(networks)
+        first = [net.conv_layers[0] for net in networks]
+        self.first_channels = first[0].out_channels
+        self.padding = first[0].padding
+        with torch.no_grad():
+            self.register_buffer("w0", torch.cat([c.weight for c in first]).detach().clone())
+            self.register_buffer("b0", torch.cat([c.bias for c in first]).detach().clone())
+        self.eval()
+
+    def _rest(self, net: Any, h: torch.Tensor, z: Any, log_n: Any) -> torch.Tensor:
+        """Member ``net`` after its first convolution and ReLU: the embedding (penultimate)."""
+        c = self.config
+        h = net.features[2:](h)  # second convolution onwards (dropout is off in eval mode)
+        if c["use_redshift"]:
+            if z is None:
+                raise ValueError("this network takes the scaled redshift z as second input")
+            h = torch.cat([h, z.reshape(-1, 1).to(h.dtype)], dim=1)
+        if c.get("use_log_n", False):
+            if log_n is None:
+                raise ValueError(
+                    "this network takes log10 of the number of cylinder galaxies (log_n) as an "
+                    "input"
+                )
+            lo, hi = c["log_n_range"]
+            scaled = (log_n.reshape(-1, 1).to(h.dtype) - (lo + hi) / 2) * (2.0 / (hi - lo))
+            h = torch.cat([h, scaled], dim=1)
+        return net.dense(h)
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        z: torch.Tensor | None = None,
+        log_n: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs of every member, ``(n_members, n, n_out)``, and member 0's embedding.
+
+        Parameters
+        ----------
+        images : torch.Tensor, shape (n, n_v, n_R) or (n, n_v), float32
+            KDE images (each summing to 1).
+        z : torch.Tensor, shape (n,), optional
+            Scaled redshift (required when the networks use it).
+        log_n : torch.Tensor, shape (n,), optional
+            log10 of the number of cylinder galaxies (networks with ``use_log_n``).
+
+        Returns
+        -------
+        outputs : torch.Tensor, shape (n_members, n, n_out)
+        embedding0 : torch.Tensor, shape (n, width)
+        """
+        c = self.config
+        x = images * c["input_scale"]
+        if c["arch"] == "cnn1d":
+            x = x.reshape(x.shape[0], 1, c["n_v"])
+        else:  # (n, n_v, n_R) -> (n, n_R, n_v): radial bins are channels
+            x = x.transpose(1, 2)
+        h = torch.relu(F.conv1d(x.contiguous(), self.w0, self.b0, padding=self.padding))
+        k = self.first_channels
+        outs = []
+        emb0 = None
+        for j, net in enumerate(self.members):
+            e = self._rest(net, h[:, j * k : (j + 1) * k], z, log_n)
+            if j == 0:
+                emb0 = e
+            outs.append(net.out(e))
+        return torch.stack(outs), emb0
