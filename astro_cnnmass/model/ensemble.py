@@ -67,22 +67,8 @@ class GroupedEnsemble(nn.Module):
 
     def _rest(self, net: Any, h: torch.Tensor, z: Any, log_n: Any) -> torch.Tensor:
         """Member ``net`` after its first convolution and ReLU: the embedding (penultimate)."""
-        c = self.config
         h = net.features[2:](h)  # second convolution onwards (dropout is off in eval mode)
-        if c["use_redshift"]:
-            if z is None:
-                raise ValueError("this network takes the scaled redshift z as second input")
-            h = torch.cat([h, z.reshape(-1, 1).to(h.dtype)], dim=1)
-        if c.get("use_log_n", False):
-            if log_n is None:
-                raise ValueError(
-                    "this network takes log10 of the number of cylinder galaxies (log_n) as an "
-                    "input"
-                )
-            lo, hi = c["log_n_range"]
-            scaled = (log_n.reshape(-1, 1).to(h.dtype) - (lo + hi) / 2) * (2.0 / (hi - lo))
-            h = torch.cat([h, scaled], dim=1)
-        return net.dense(h)
+        return net.dense_from_features(h, z, log_n)
 
     def forward(
         self,

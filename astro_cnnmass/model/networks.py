@@ -310,7 +310,26 @@ class CNNMassNet(nn.Module):
             x = x.reshape(x.shape[0], 1, c["n_v"])
         else:  # (n, n_v, n_R) -> (n, n_R, n_v): radial bins are channels
             x = x.transpose(1, 2)
-        h = self.features(x)
+        return self.dense_from_features(self.features(x), z, log_n)
+
+    def dense_from_features(
+        self, h: torch.Tensor, z: torch.Tensor | None, log_n: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The dense part of :meth:`embed`: convolutional features plus z and log10 N.
+
+        Parameters
+        ----------
+        h : torch.Tensor, shape (n, n_features)
+            Output of ``self.features`` (flattened convolutional features).
+        z, log_n : torch.Tensor, shape (n,), optional
+            Scaled redshift and log10 of the galaxy count, for networks that read them.
+
+        Returns
+        -------
+        torch.Tensor, shape (n, dense[-1])
+            The embedding (penultimate activations).
+        """
+        c = self.config
         if c["use_redshift"]:
             if z is None:
                 raise ValueError("this network takes the scaled redshift z as second input")

@@ -150,6 +150,33 @@ class Predictor:
         embeddings.append(e.double().cpu().numpy())
         return net.out(e).double().cpu().numpy()
 
+    def _padded_batch(
+        self,
+        images: np.ndarray,
+        zs_all: np.ndarray,
+        log_n_all: np.ndarray | None,
+        sel: np.ndarray,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Rows ``sel`` as device tensors, padded to a multiple of :data:`MICRO_BATCH`.
+
+        Fixed-size micro-batches (the last one padded with zero images, z = 0, log N = 1):
+        float32 kernels pick batch-size dependent code paths, so this makes a cluster's result
+        independent of how many others are predicted with it.
+        """
+        n_pad = -sel.size % MICRO_BATCH
+        x_np = images[sel]
+        z_np = zs_all[sel].astype(np.float32)
+        ln_np = log_n_all[sel] if log_n_all is not None else None
+        if n_pad:
+            x_np = np.concatenate([x_np, np.zeros((n_pad, *x_np.shape[1:]), dtype=x_np.dtype)])
+            z_np = np.concatenate([z_np, np.zeros(n_pad, dtype=np.float32)])
+            if ln_np is not None:
+                ln_np = np.concatenate([ln_np, np.ones(n_pad, dtype=np.float32)])
+        x = torch.from_numpy(x_np).to(self.device)
+        zt = torch.from_numpy(z_np).to(self.device)
+        lt = torch.from_numpy(ln_np).to(self.device) if ln_np is not None else None
+        return x, zt, lt
+
     @torch.inference_mode()
     def _predict_grouped(
         self,
@@ -177,18 +204,7 @@ class Predictor:
         embedded = None
         for start in range(0, idx.size, chunk_size):
             sel = idx[start : start + chunk_size]
-            n_pad = -sel.size % MICRO_BATCH
-            x_np = images[sel]
-            z_np = zs_all[sel].astype(np.float32)
-            ln_np = log_n_all[sel] if log_n_all is not None else None
-            if n_pad:
-                x_np = np.concatenate([x_np, np.zeros((n_pad, *x_np.shape[1:]), dtype=x_np.dtype)])
-                z_np = np.concatenate([z_np, np.zeros(n_pad, dtype=np.float32)])
-                if ln_np is not None:
-                    ln_np = np.concatenate([ln_np, np.ones(n_pad, dtype=np.float32)])
-            x = torch.from_numpy(x_np).to(self.device)
-            zt = torch.from_numpy(z_np).to(self.device)
-            lt = torch.from_numpy(ln_np).to(self.device) if ln_np is not None else None
+            x, zt, lt = self._padded_batch(images, zs_all, log_n_all, sel)
             outs, embs = [], []
             for b in range(0, x.shape[0], MICRO_BATCH):
                 o, e = self._grouped(
@@ -281,23 +297,7 @@ class Predictor:
             try:
                 for start in range(0, idx.size, chunk_size):
                     sel = idx[start : start + chunk_size]
-                    # Fixed-size micro-batches (the last one padded): float32 kernels pick
-                    # batch-size dependent code paths, so this makes a cluster's result
-                    # independent of how many others are predicted with it.
-                    n_pad = -sel.size % MICRO_BATCH
-                    x_np = images[sel]
-                    z_np = zs_all[sel].astype(np.float32)
-                    ln_np = log_n_all[sel] if log_n_all is not None else None
-                    if n_pad:
-                        x_np = np.concatenate(
-                            [x_np, np.zeros((n_pad, *x_np.shape[1:]), dtype=x_np.dtype)]
-                        )
-                        z_np = np.concatenate([z_np, np.zeros(n_pad, dtype=np.float32)])
-                        if ln_np is not None:
-                            ln_np = np.concatenate([ln_np, np.ones(n_pad, dtype=np.float32)])
-                    x = torch.from_numpy(x_np).to(self.device)
-                    zt = torch.from_numpy(z_np).to(self.device)
-                    lt = torch.from_numpy(ln_np).to(self.device) if ln_np is not None else None
+                    x, zt, lt = self._padded_batch(images, zs_all, log_n_all, sel)
                     for t in range(n_samples):
                         parts = [] if (return_embeddings and m == 0) else None
                         out = np.concatenate(
