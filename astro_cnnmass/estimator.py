@@ -360,23 +360,30 @@ class DynamicalMassEstimator:
                 stop = min(start + chunk_size, n_clusters)
                 o = offsets[start : stop + 1]
                 imgs, ok = kde_images(
-                    R_mpch[o[0] : o[-1]], v_kms[o[0] : o[-1]], o - o[0], self.feature_config
+                    R_mpch[o[0] : o[-1]],
+                    v_kms[o[0] : o[-1]],
+                    o - o[0],
+                    self.feature_config,
+                    **self._host_kde_options(),
                 )
                 ok &= valid[start:stop]
                 if ok.any():
                     predictor = self._get_predictor()
-                    n_ok = counts[start:stop][ok]  # networks with use_log_n read them
+                    # rows of this chunk with an image (no copy of the images when all have one)
+                    rows = slice(None) if ok.all() else ok
+                    imgs_ok = imgs[rows]
+                    n_ok = counts[start:stop][rows]  # networks with use_log_n read them
                     pred = predictor.predict(
-                        imgs[ok], z[start:stop][ok], n=n_ok, return_embeddings=compute_ood
+                        imgs_ok, z[start:stop][rows], n=n_ok, return_embeddings=compute_ood
                     )
-                    idx = np.arange(start, stop)[ok]
+                    idx = np.arange(start, stop)[rows]
                     log_mean[idx] = pred["mean"]
                     log_std[idx] = self._calibrated_std(pred["std"])
                     if compute_ood:
                         summaries = None
                         if "ood_summary" in self.domain:  # the only part that reads galaxies
                             summaries = {
-                                k: a[ok]
+                                k: a[rows]
                                 for k, a in phase_space_summaries(
                                     R_mpch[o[0] : o[-1]],
                                     v_kms[o[0] : o[-1]],
@@ -387,8 +394,8 @@ class DynamicalMassEstimator:
                             }
                         ood_score[idx] = normalized_ood_scores(
                             predictor,
-                            imgs[ok],
-                            z[start:stop][ok],
+                            imgs_ok,
+                            z[start:stop][rows],
                             embeddings=pred["embeddings"],
                             summaries=summaries,
                             log_mass=pred["mean"],
@@ -435,6 +442,17 @@ class DynamicalMassEstimator:
         from .model.bundle import _resolve_device
 
         return _resolve_device(self._device)
+
+    #: Array library of the heavy KDE products on the host path (``backend='numpy'``):
+    #: ``'torch'`` (default; torch's vectorised CPU ``exp`` and batched matrix products, 2-2.5x
+    #: faster on AVX2 cores, images equal to the numpy kernels to ~1e-15 relative) or
+    #: ``'numpy'`` (the numpy kernels, as the training images were built).
+    host_kde_backend: str = "torch"
+
+    def _host_kde_options(self) -> dict[str, Any]:
+        if self.host_kde_backend == "torch":
+            return {"backend": "torch", "device": "cpu"}
+        return {"backend": "numpy"}
 
     def _device_pipeline(self):
         if self._pipeline is None:

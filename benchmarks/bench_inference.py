@@ -102,7 +102,7 @@ def breakdown(est: DynamicalMassEstimator, cat, chunk_size: int, device: str) ->
         imgs, ok = kde_images(chunk.R, chunk.v, chunk.offsets, est.feature_config)
         t2 = time.perf_counter()
         t["features_s"] += t2 - t1
-        predictor.predict(imgs[ok], chunk.z[ok])
+        predictor.predict(imgs[ok], chunk.z[ok], n=np.diff(chunk.offsets)[ok])
         _sync(device)
         t0 = time.perf_counter()
         t["network_s"] += t0 - t2

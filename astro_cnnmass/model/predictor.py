@@ -93,7 +93,9 @@ class Predictor:
         return bool(self.config.get("use_log_n", False))
 
     def _check(self, images: np.ndarray, z: Any) -> tuple[np.ndarray, np.ndarray]:
-        images = np.asarray(images, dtype=np.float32)
+        images = np.asarray(images)
+        if images.dtype not in (np.float32, np.float64):  # float64 is cast per micro-batch
+            images = images.astype(np.float32)
         shape = self.image_shape
         if images.ndim != len(shape) + 1 or images.shape[1:] != shape:
             raise ValueError(
@@ -163,15 +165,18 @@ class Predictor:
         float32 kernels pick batch-size dependent code paths, so this makes a cluster's result
         independent of how many others are predicted with it.
         """
-        n_pad = -sel.size % MICRO_BATCH
-        x_np = images[sel]
-        z_np = zs_all[sel].astype(np.float32)
-        ln_np = log_n_all[sel] if log_n_all is not None else None
-        if n_pad:
-            x_np = np.concatenate([x_np, np.zeros((n_pad, *x_np.shape[1:]), dtype=x_np.dtype)])
-            z_np = np.concatenate([z_np, np.zeros(n_pad, dtype=np.float32)])
-            if ln_np is not None:
-                ln_np = np.concatenate([ln_np, np.ones(n_pad, dtype=np.float32)])
+        m = sel.size
+        n_rows = m + (-m % MICRO_BATCH)
+        # one float32 buffer, filled in one cast pass (a slice when the rows are contiguous)
+        x_np = np.zeros((n_rows, *images.shape[1:]), dtype=np.float32)
+        contiguous = m > 0 and int(sel[-1]) - int(sel[0]) == m - 1
+        x_np[:m] = images[int(sel[0]) : int(sel[-1]) + 1] if contiguous else images[sel]
+        z_np = np.zeros(n_rows, dtype=np.float32)
+        z_np[:m] = zs_all[sel]
+        ln_np = None
+        if log_n_all is not None:
+            ln_np = np.ones(n_rows, dtype=np.float32)
+            ln_np[:m] = log_n_all[sel]
         x = torch.from_numpy(x_np).to(self.device)
         zt = torch.from_numpy(z_np).to(self.device)
         lt = torch.from_numpy(ln_np).to(self.device) if ln_np is not None else None

@@ -208,7 +208,7 @@ def fit_ood_model(
 
 def _mahalanobis(x: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
     dx = x - mean
-    d2 = np.einsum("ij,jk,ik->i", dx, precision, dx)
+    d2 = ((dx @ precision) * dx).sum(axis=1)  # one matrix product (a 3-operand einsum loops)
     return np.sqrt(np.clip(d2, 0.0, None))
 
 
@@ -388,19 +388,37 @@ def _image_distance(model: dict, images: np.ndarray, holder: Any = None) -> np.n
     mean, comps, variances = _model_arrays(model, ("mean", "components", "variances"), holder)
     scale = flat.shape[1]  # mean pixel 1, as in _flat_images
     residual_scale = float(model["residual_scale"])
+    orthonormal = _orthonormal_rows(comps, holder)
     for start in range(0, n, IMAGE_DISTANCE_BLOCK):
         X = flat[start : start + IMAGE_DISTANCE_BLOCK] * scale
         good = np.isfinite(X).all(axis=1)
         if not good.any():
             continue
-        dx = X[good] - mean
+        dx = X if good.all() else X[good]
+        dx -= mean
         proj = dx @ comps.T
-        resid = ((dx - proj @ comps) ** 2).sum(axis=1)
+        if orthonormal:  # |dx - P dx|^2 = |dx|^2 - |P dx|^2: no reconstruction
+            resid = np.einsum("ij,ij->i", dx, dx) - np.einsum("ij,ij->i", proj, proj)
+            np.maximum(resid, 0.0, out=resid)
+        else:
+            resid = ((dx - proj @ comps) ** 2).sum(axis=1)
         d2 = (proj**2 / variances).sum(axis=1)
         d2 += resid / residual_scale
         block = out[start : start + IMAGE_DISTANCE_BLOCK]
         block[good] = np.sqrt(d2)
     return out
+
+
+def _orthonormal_rows(comps: np.ndarray, holder: Any = None) -> bool:
+    """Whether the PCA components are orthonormal rows (as fitted by SVD), cached on holder."""
+    cache = getattr(holder, "_ood_orthonormal", None)
+    if cache is not None and cache[0] is comps:
+        return cache[1]
+    k = comps.shape[0]
+    result = bool(np.abs(comps @ comps.T - np.eye(k)).max() < 1e-10) if k else True
+    if holder is not None:
+        holder._ood_orthonormal = (comps, result)
+    return result
 
 
 def normalized_ood_scores(
