@@ -45,12 +45,12 @@ from astropy.cosmology import Planck18
 from astropy.table import Table
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_inference import synthetic_catalog  # noqa: E402
+from bench_inference import synthetic_catalog
 
-from astro_cnnmass.batch.streaming import estimate_catalog  # noqa: E402
-from astro_cnnmass.estimator import DynamicalMassEstimator  # noqa: E402
-from astro_cnnmass.features.config import FeatureConfig  # noqa: E402
-from astro_cnnmass.observe.phase_space import C_KMS, MPC_H, phase_space  # noqa: E402
+from astro_cnnmass.batch.streaming import estimate_catalog
+from astro_cnnmass.estimator import DynamicalMassEstimator
+from astro_cnnmass.features.config import FeatureConfig
+from astro_cnnmass.observe.phase_space import C_KMS, MPC_H, phase_space
 
 
 def sky_tables(R, v, offsets, z, seed: int = 0) -> tuple[Table, Table]:
