@@ -25,13 +25,11 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.cosmology import Cosmology
 from astropy.table import QTable, Table
-from scipy.stats import norm
 
-from .classical import EVRARD08_ALPHA, EVRARD08_SIGMA15, MSUN_H, MSigmaPowerLaw, grouped_std
+from .classical import EVRARD08_ALPHA, EVRARD08_SIGMA15, MSigmaPowerLaw, grouped_std
 from .exceptions import AstroCnnmassWarning, InputError, TooFewGalaxiesError
 from .observe.phase_space import MPC_H, Cylinder, PhaseSpace, cylinder_mask, phase_space
-from .result import _KMS, MassEstimate, _row, _rows_to_table
-from .uncertainty.calibration import QUANTILE_LEVELS
+from .result import _KMS, MassEstimate
 from .uncertainty.ood import normalized_ood_scores
 from .uncertainty.summary_ood import phase_space_summaries
 
@@ -270,7 +268,9 @@ class DynamicalMassEstimator:
                 "out_of_distribution",
             ):
                 warnings.warn(f"mass estimate flagged: {flag}", AstroCnnmassWarning, stacklevel=3)
-        return _estimate_from_batch(batch, 0, self, ps, inside, tuple(flags))
+        from .batch.results import mass_estimate_from_batch
+
+        return mass_estimate_from_batch(batch, 0, self, ps, inside, tuple(flags))
 
     # ------------------------------------------------------------------ batches
     def predict_packed(
@@ -555,22 +555,20 @@ class DynamicalMassEstimator:
             the ``mass_definitions`` columns. A cluster that cannot be measured has
             ``ok = False``, NaN masses and the reason in ``error``.
         """
-        from tqdm.auto import tqdm
-
-        from .observe.batch_tables import batch_phase_spaces, plan_batch
+        from .observe.batch_tables import plan_batch
+        from .observe.packed import packed_phase_spaces
 
         # table-wide problems raise here, naming the column; per-cluster ones become rows
         plan = plan_batch(members, clusters, cluster_column, ra_column, dec_column, z_column)
-        order_ids = plan.ids
-        phase_spaces, errors = batch_phase_spaces(
+        packed = packed_phase_spaces(
             plan,
             members,
             cosmology=cosmology,
             columns=(ra_column, dec_column, z_column),
-            progress=tqdm(range(len(order_ids)), disable=not progress, desc="phase spaces"),
+            progress=progress,
         )
         return self._batch_table(
-            order_ids, phase_spaces, errors, progress=progress, mass_definitions=mass_definitions
+            plan.ids, packed, progress=progress, mass_definitions=mass_definitions
         )
 
     def estimate_phase_spaces(
@@ -579,61 +577,64 @@ class DynamicalMassEstimator:
         cluster_ids: Iterable[Any] | None = None,
     ) -> QTable:
         """Batched estimate for many ready `~astro_cnnmass.PhaseSpace` objects (one row each)."""
+        from .observe.packed import PackedPhaseSpaces
+
         phase_spaces = list(phase_spaces)
         ids = list(range(len(phase_spaces))) if cluster_ids is None else list(cluster_ids)
-        return self._batch_table(ids, phase_spaces, [""] * len(phase_spaces))
+        return self._batch_table(ids, PackedPhaseSpaces.from_phase_spaces(phase_spaces))
 
-    def _batch_table(
-        self, ids, phase_spaces, errors, *, progress: bool = False, mass_definitions=()
-    ) -> QTable:
-        R_parts, v_parts, counts, zs = [], [], [], []
-        for ps in phase_spaces:
-            if ps is None:
-                counts.append(0)
-                zs.append(np.nan)
-                continue
-            inside = ps.cylinder_mask(self.cylinder)
-            R_parts.append(ps.R.to_value(MPC_H)[inside])
-            v_parts.append(ps.v.to_value(_KMS)[inside])
-            counts.append(int(inside.sum()))
-            zs.append(ps.z_cluster)
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        R = np.concatenate(R_parts) if R_parts else np.zeros(0)
-        v = np.concatenate(v_parts) if v_parts else np.zeros(0)
-        zs = np.asarray(zs, dtype=float)
-        built = [ps for ps in phase_spaces if ps is not None]
-        cosmologies = list({id(ps.cosmology): ps.cosmology for ps in built}.values())
-        cosmology = cosmologies[0] if len(cosmologies) == 1 else None
+    def _batch_table(self, ids, packed, *, progress: bool = False, mass_definitions=()) -> QTable:
+        """Masses of packed phase spaces (all clusters in one ``predict_packed``), as a table."""
         from tqdm.auto import tqdm
 
-        n = len(phase_spaces)
+        from .batch.results import batch_results_table
+
+        inside = self.cylinder.mask(packed.R * MPC_H, packed.v * _KMS)
+        kept = np.zeros(inside.size + 1, dtype=np.int64)
+        np.cumsum(inside, out=kept[1:])
+        offsets = kept[packed.offsets]
+        zs = np.where(packed.built, packed.z_cluster, np.nan)
+        built = np.flatnonzero(packed.built)
+        cosmologies = list(
+            {id(packed.cosmologies[k]): packed.cosmologies[k] for k in built}.values()
+        )
+        cosmology = cosmologies[0] if len(cosmologies) == 1 else None
+        n = len(packed)
         with tqdm(total=n, desc="images + network", unit="cluster", disable=not progress) as bar:
-            batch = self.predict_packed(R, v, offsets, zs, cosmology=cosmology)
+            batch = self.predict_packed(
+                packed.R[inside], packed.v[inside], offsets, zs, cosmology=cosmology
+            )
             bar.update(n)
         if len(cosmologies) > 1:  # phase spaces built with different cosmologies
-            for i, ps in enumerate(phase_spaces):
-                if ps is not None:
-                    batch["log_m_evrard"][i] = _log_evrard_mass(
-                        batch["sigma_v"][i : i + 1], zs[i : i + 1], ps.cosmology
-                    )[0]
-        rows = []
-        desc = "results" + (" + " + ", ".join(mass_definitions) if mass_definitions else "")
-        for i, ps in enumerate(tqdm(phase_spaces, desc=desc, unit="cluster", disable=not progress)):
-            flags = list(batch["flags"][i])
-            if ps is None:
-                flags = [f for f in flags if f != "z_outside_training"]
-            elif ps.center_estimated:
-                flags.append("center_estimated")
-            if ps is not None and ps.z_cluster_estimated:
-                flags.append("z_estimated")
-            est = _estimate_from_batch(batch, i, self, ps, None, tuple(flags))
-            row = _row(est, mass_definitions)
-            row["cluster_id"] = ids[i]
-            row["error"] = errors[i] or (
-                "too few galaxies in the cylinder" if "too_few_galaxies" in flags else ""
+            for k in built:
+                batch["log_m_evrard"][k] = _log_evrard_mass(
+                    batch["sigma_v"][k : k + 1], zs[k : k + 1], packed.cosmologies[k]
+                )[0]
+        flags: list[list[str]] = []
+        errors: list[str] = []
+        for i in range(n):
+            f = list(batch["flags"][i])
+            if not packed.built[i]:
+                f = [x for x in f if x != "z_outside_training"]
+            elif packed.center_estimated[i]:
+                f.append("center_estimated")
+            if packed.built[i] and packed.z_cluster_estimated[i]:
+                f.append("z_estimated")
+            flags.append(f)
+            errors.append(
+                packed.errors[i]
+                or ("too few galaxies in the cylinder" if "too_few_galaxies" in f else "")
             )
-            rows.append(row)
-        return _rows_to_table(rows)
+        return batch_results_table(
+            self,
+            ids,
+            packed,
+            batch,
+            flags,
+            errors,
+            mass_definitions=mass_definitions,
+            progress=progress,
+        )
 
 
 def _log_evrard_mass(
@@ -658,58 +659,6 @@ def _log_evrard_mass(
         with np.errstate(divide="ignore"):  # sigma = 0 (identical velocities): -inf
             out[good] = np.log10(m)
     return out
-
-
-def _estimate_from_batch(batch, i, est: DynamicalMassEstimator, ps, inside, flags) -> MassEstimate:
-    mu = float(batch["log_mass"][i])
-    sd = float(batch["log_mass_std"][i])
-    posterior = None
-    point = mu
-    if np.isfinite(mu) and np.isfinite(sd) and sd > 0:
-        if est.prior == "mass_function":
-            from .uncertainty.priors import posterior_quantiles, reweight_to_mass_function
-
-            grid, pdf = reweight_to_mass_function(
-                [mu], [sd], [float(ps.z_cluster)], bundle=est.bundle
-            )
-            levels = posterior_quantiles(grid, pdf, QUANTILE_LEVELS)[0]
-            posterior = (grid[0], pdf[0])
-        else:
-            levels = mu + norm.ppf(QUANTILE_LEVELS) * sd
-        quantiles = {q: 10 ** float(lv) * MSUN_H for q, lv in zip(QUANTILE_LEVELS, levels)}
-        interval = (quantiles[0.16], quantiles[0.84])
-        point = float(levels[2])
-        if posterior is not None:  # summarise the reweighted posterior the same way
-            mu, sd = point, float(levels[3] - levels[1]) / 2.0
-    else:
-        quantiles = {q: np.nan * MSUN_H for q in QUANTILE_LEVELS}
-        interval = None
-    ood = float(batch["ood_score"][i]) if "ood_score" in batch else float("nan")
-    image = None
-    if "images" in batch and batch["images"] is not None:
-        image = batch["images"][i]
-    return MassEstimate(
-        mass=10**point * MSUN_H,
-        log_mass=mu,
-        log_mass_std=sd,
-        mass_interval=interval,
-        quantiles=quantiles,
-        m_sigma=10 ** float(batch["log_m_sigma"][i]) * MSUN_H,
-        m_sigma_evrard=10 ** float(batch["log_m_evrard"][i]) * MSUN_H,
-        sigma_v=float(batch["sigma_v"][i]) * _KMS,
-        n_members=int(batch["n"][i]),
-        z_cluster=float(ps.z_cluster) if ps is not None else float("nan"),
-        flags=flags,
-        method=est.method,
-        cylinder=est.cylinder,
-        phase_space=ps,
-        in_cylinder=inside,
-        image=image,
-        ood_score=ood,
-        out_of_distribution="out_of_distribution" in flags,
-        prior=est.prior,
-        posterior_grid=posterior,
-    )
 
 
 def estimate_mass(

@@ -2,6 +2,8 @@
 
 * :mod:`~astro_cnnmass.observe.phase_space` -- (R, v) from a Table / QTable / SkyCoord and
   redshifts, centre and cluster-redshift estimation, the cylinder (handed on here);
+* :mod:`~astro_cnnmass.observe.batch_tables` and :mod:`~astro_cnnmass.observe.packed` -- the
+  member and cluster tables of a batch, checked, grouped and converted at once;
 * :mod:`~astro_cnnmass.observe.query` -- astroquery front end (SDSS, NED);
 * :mod:`~astro_cnnmass.observe.spectra` -- redshifts from spectra with specutils.
 

@@ -40,8 +40,8 @@ class BatchPlan:
         Cluster identifiers, in output order (the cluster table's, else first appearance).
     rows : list of ndarray of int
         Rows of the member table of each cluster (in table order).
-    centers : list of SkyCoord or None
-        Centre from the cluster table (None: estimate it).
+    center_deg : ndarray of float, shape (n, 2)
+        Centre (ICRS ra, dec in degrees) from the cluster table; NaN: estimate it.
     redshifts : list of float or None
         Redshift from the cluster table (None: estimate it).
     errors : list of str
@@ -50,9 +50,16 @@ class BatchPlan:
 
     ids: list
     rows: list
-    centers: list
+    center_deg: np.ndarray
     redshifts: list
     errors: list
+
+    def center(self, k: int) -> SkyCoord | None:
+        """Centre of cluster ``k`` as a SkyCoord (ICRS), or None when it is to be estimated."""
+        ra, dec = self.center_deg[k]
+        if not (np.isfinite(ra) and np.isfinite(dec)):
+            return None
+        return SkyCoord(ra * u.deg, dec * u.deg)
 
 
 def _check_table(table: Any, what: str) -> None:
@@ -170,23 +177,23 @@ def plan_batch(
         dec = angle_values(clusters["dec"], "dec")
         z = redshift_values(clusters["z"], "z")
 
-    plan = BatchPlan([], [], [], [], [])
+    center_deg = np.full((len(out_ids), 2), np.nan)
+    plan = BatchPlan([], [], center_deg, [], [])
     for k, cid in enumerate(out_ids):
         key = cid.item() if hasattr(cid, "item") else cid
         lo, hi = bounds.get(key, (0, 0))
         rows = np.sort(valid[order[lo:hi]])
-        error = next((bad[r] for r in rows if r in bad), "")
-        center, z_cl = None, None
+        error = next((bad[r] for r in rows if r in bad), "") if bad else ""
+        z_cl = None
         if np.isfinite(ra[k]) and np.isfinite(dec[k]):
             if abs(dec[k]) > 90:
                 error = error or f"cluster table dec = {dec[k]} deg is outside [-90, 90]"
             else:
-                center = SkyCoord(ra[k] * u.deg, dec[k] * u.deg)
+                center_deg[k] = ra[k], dec[k]
         if np.isfinite(z[k]):
             z_cl = float(z[k])
         plan.ids.append(cid)
         plan.rows.append(rows)
-        plan.centers.append(center)
         plan.redshifts.append(z_cl)
         plan.errors.append(error)
     return plan
@@ -236,7 +243,7 @@ def batch_phase_spaces(
                 warnings.simplefilter("ignore", AstroCnnmassWarning)
                 ps = phase_space(
                     members[plan.rows[k]],
-                    center=plan.centers[k],
+                    center=plan.center(k),
                     z_cluster=plan.redshifts[k],
                     cosmology=cosmology,
                     ra_column=ra_column,

@@ -47,6 +47,8 @@ __all__ = [
 #: Unit of projected radii: physical Mpc/h.
 MPC_H = u.Mpc / cu.littleh
 C_KMS = speed_of_light.to_value(u.km / u.s)
+#: Largest cluster redshift a phase space is made for (the range is (0, Z_CLUSTER_MAX]).
+Z_CLUSTER_MAX = 5.0
 
 
 def cylinder_mask(
@@ -433,7 +435,7 @@ def _read_members(
 
 
 def _check_z_cluster(z_cluster: Any, estimated: bool = False) -> float:
-    if estimated and not (np.isfinite(z_cluster) and 0.0 < z_cluster <= 5.0):
+    if estimated and not (np.isfinite(z_cluster) and 0.0 < z_cluster <= Z_CLUSTER_MAX):
         raise InputError(
             f"the z_cluster estimated from the galaxies is {z_cluster}, outside (0, 5]: "
             "check the z column (masked or blank cells?) or pass z_cluster="
@@ -446,7 +448,7 @@ def _check_z_cluster(z_cluster: Any, estimated: bool = False) -> float:
         z_cl = float(u.Quantity(z_cluster).to_value(cu.redshift))
     except (TypeError, u.UnitConversionError) as exc:
         raise InputError(f"z_cluster must be a dimensionless number, got {z_cluster!r}") from exc
-    if not (np.isfinite(z_cl) and 0.0 < z_cl <= 5.0):
+    if not (np.isfinite(z_cl) and 0.0 < z_cl <= Z_CLUSTER_MAX):
         raise InputError(f"z_cluster must be finite and in (0, 5], got {z_cl}")
     return z_cl
 
