@@ -23,18 +23,21 @@ velocities with a dispersion from a flat log-mass prior) is run through
 each with its defaults, bundled model with its out-of-domain scores. The reference is the
 per-cluster ``scipy.stats.gaussian_kde(bw_method=0.25)`` loop of the paper's code (KDE images
 only, no network) on the first ``--scipy`` clusters of the same catalogue, in the same run, so
-the ratio does not depend on how loaded the machine is. Peak memory: ``ru_maxrss`` after each
-entry point (sizes run once, in the order above).
+the ratio does not depend on how loaded the machine is. Memory: the resident set size just
+before each call (inputs, model, torch) and its peak during the call (sampled every 5 ms), and
+the process's ``ru_maxrss`` so far.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
 import resource
 import sys
+import threading
 import time
 from typing import Any
 
@@ -105,6 +108,35 @@ def _maxrss_gb() -> float:
     return round(maxrss * (1 if sys.platform == "darwin" else 1024) / 1e9, 3)
 
 
+def _rss_bytes() -> int:
+    """Current resident set size (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+class RssSampler:
+    """Peak resident set size while a block runs (sampled every 5 ms in a thread)."""
+
+    def __enter__(self) -> RssSampler:
+        self.start = self.peak = _rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss_bytes())
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=20000, help="clusters")
@@ -133,6 +165,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 phase_space(R=R[a:b] * MPC_H, v=v[a:b] * u.km / u.s, z_cluster=zc)
                 for a, b, zc in zip(offsets[:-1], offsets[1:], z)
             ]
+        gc.collect()
+        sampler = RssSampler().__enter__()
         t0 = time.perf_counter()
         if entry == "predict_packed":
             out = est.predict_packed(R, v, offsets, z, apply_cylinder=True)
@@ -149,13 +183,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else:
             raise SystemExit(f"unknown entry point {entry!r}")
         seconds = time.perf_counter() - t0
+        sampler.__exit__(None, None, None)
         runs[entry] = {
             "seconds": round(seconds, 3),
             "clusters_per_s": round(args.n / seconds, 1),
             "ratio_to_scipy_loop": round(args.n / seconds / scipy_rate, 2),
             "n_ok": n_ok,
+            "rss_before_gb": round(sampler.start / 1e9, 3),
+            "rss_peak_gb": round(sampler.peak / 1e9, 3),
             "ru_maxrss_gb_so_far": _maxrss_gb(),
         }
+        del out
     result = {
         "benchmark": "entry_points",
         "n_clusters": args.n,

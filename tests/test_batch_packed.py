@@ -150,3 +150,17 @@ def test_estimate_phase_spaces_takes_ready_phase_spaces(estimator, example):
     assert isinstance(tab, QTable) and tab["cluster_id"].tolist() == ["a", "b"]
     np.testing.assert_allclose(tab["mass"].to_value(MSUN_H), single.mass.to_value(MSUN_H))
     assert tab["n_members"][0] == single.n_members
+
+
+def test_blocks_of_galaxies_do_not_change_the_numbers(example, monkeypatch):
+    from astro_cnnmass.observe import packed as packed_module
+
+    members, clusters = _mixed_batch(example)
+    plan = plan_batch(members, clusters, "cluster_id", "ra", "dec", "z")
+    whole = packed_phase_spaces(plan, members)
+    monkeypatch.setattr(packed_module, "BLOCK_GALAXIES", 100)  # a block every cluster or so
+    blocked = packed_phase_spaces(plan, members)
+    np.testing.assert_array_equal(blocked.offsets, whole.offsets)
+    np.testing.assert_array_equal(blocked.R, whole.R)
+    np.testing.assert_array_equal(blocked.v, whole.v)
+    assert blocked.errors == whole.errors

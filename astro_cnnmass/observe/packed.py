@@ -267,37 +267,59 @@ def _ticks(bar: Any, n: int):
         bar.update(1)
 
 
+#: Galaxies converted together per block (bounds the temporaries of a table batch to ~0.3 GB).
+BLOCK_GALAXIES = 1 << 19
+
+
 def _convert_together(plan, members, cosmology, columns, direct, z_direct) -> dict[str, Any]:
-    """Galaxies of the ``direct`` clusters converted at once; ``done`` marks the clusters."""
+    """Galaxies of the ``direct`` clusters converted in blocks; ``done`` marks the clusters."""
     n = len(plan.ids)
     out: dict[str, Any] = {"done": np.zeros(n, dtype=bool)}
-    if not direct.any():
+    ks_all = np.flatnonzero(direct)
+    if ks_all.size == 0:
         return out
+    sizes = np.array([plan.rows[k].size for k in ks_all], dtype=np.int64)
+    block = np.cumsum(sizes) // BLOCK_GALAXIES  # block of each cluster
+    parts = []
+    for b in np.unique(block):
+        part = _convert_block(plan, members, cosmology, columns, ks_all[block == b], z_direct)
+        if part is not None:
+            parts.append(part)
+    if not parts:
+        return out
+    cat = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    out["done"][cat["ks"]] = True
+    out.update(cat)
+    return out
+
+
+def _convert_block(plan, members, cosmology, columns, ks, z_direct) -> dict[str, Any] | None:
+    """One block of clusters converted at once (None: the block is left to the one-by-one path)."""
     ra_column, dec_column, z_column = columns
+    sizes = np.array([plan.rows[k].size for k in ks], dtype=np.int64)
+    rows = np.concatenate([plan.rows[k] for k in ks])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstroCnnmassWarning)
-            coords, z_all = _read_members(members, None, ra_column, dec_column, z_column)
-    except Exception:  # a table-wide conversion problem: every cluster on its own
-        return out
+            coords, z_gal = _read_members(members[rows], None, ra_column, dec_column, z_column)
+    except Exception:  # a conversion problem: these clusters on their own
+        return None
     sph = coords.spherical
-    lon_all, lat_all = sph.lon.deg, sph.lat.deg
-    ks = np.flatnonzero(direct)
-    sizes = np.array([plan.rows[k].size for k in ks], dtype=np.int64)
-    rows = np.concatenate([plan.rows[k] for k in ks])
+    lon, lat = sph.lon.deg, sph.lat.deg
     owner = np.repeat(np.arange(ks.size), sizes)
     local = _ranks(sizes)  # row within the cluster's member rows, as PhaseSpace.index
-    z_gal = z_all[rows]
     finite = np.isfinite(z_gal)
     absurd = finite & ((z_gal <= Z_GALAXY_RANGE[0]) | (z_gal > Z_GALAXY_RANGE[1]))
     # clusters with an absurd redshift or no usable galaxy raise in phase_space(): not here
     ok_cluster = (np.bincount(owner[absurd], minlength=ks.size) == 0) & (
         np.bincount(owner[finite], minlength=ks.size) > 0
     )
+    if not ok_cluster.any():
+        return None
     use = finite & ok_cluster[owner]
-    first = _first_occurrences(owner[use], lon_all[rows[use]], lat_all[rows[use]], z_gal[use])
+    first = _first_occurrences(owner[use], lon[use], lat[use], z_gal[use])
     keep = np.flatnonzero(use)[first]
-    rows, owner, z_gal, local = rows[keep], owner[keep], z_gal[keep], local[keep]
+    sel, owner, z_gal, local = keep, owner[keep], z_gal[keep], local[keep]
     ks, kept = ks[ok_cluster], np.flatnonzero(ok_cluster)
     remap = np.full(ok_cluster.size, -1, dtype=np.int64)
     remap[kept] = np.arange(kept.size)
@@ -305,20 +327,18 @@ def _convert_together(plan, members, cosmology, columns, direct, z_direct) -> di
     z_cl = z_direct[ks]
     lon_c, lat_c = plan.center_deg[ks, 0], plan.center_deg[ks, 1]
     centers = SkyCoord(lon_c[owner] * u.deg, lat_c[owner] * u.deg)
-    theta = centers.separation(coords[rows]).to_value(u.rad)
+    theta = centers.separation(coords[sel]).to_value(u.rad)
     mpch_per_rad = cosmology.angular_diameter_distance(z_cl).to_value(u.Mpc) * cosmology.h
-    out["done"][ks] = True
-    out.update(
-        ks=ks,
-        R=theta * np.asarray(mpch_per_rad)[owner],
-        v=_velocities_kms(z_gal, z_cl[owner]),
-        index=local,
-        counts=np.bincount(owner, minlength=ks.size),
-        z_cluster=z_cl,
-        lon=lon_c,
-        lat=lat_c,
-    )
-    return out
+    return {
+        "ks": ks,
+        "R": theta * np.asarray(mpch_per_rad)[owner],
+        "v": _velocities_kms(z_gal, z_cl[owner]),
+        "index": local,
+        "counts": np.bincount(owner, minlength=ks.size),
+        "z_cluster": z_cl,
+        "lon": lon_c,
+        "lat": lat_c,
+    }
 
 
 def _merge(n, fast, slow, objects, slow_errors, cosmology) -> PackedPhaseSpaces:
