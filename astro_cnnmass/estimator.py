@@ -319,8 +319,6 @@ class DynamicalMassEstimator:
             ``log_m_evrard``, ``ood_score``, ``flags`` (list of lists of str), ``images``
             (if requested).
         """
-        R_mpch = np.asarray(R_mpch, dtype=float)
-        v_kms = np.asarray(v_kms, dtype=float)
         offsets = np.asarray(offsets, dtype=np.int64)
         z = np.atleast_1d(np.asarray(z_cluster, dtype=float))
         n_clusters = offsets.size - 1
@@ -328,6 +326,32 @@ class DynamicalMassEstimator:
             raise InputError(f"z_cluster has shape {z.shape}, expected ({n_clusters},)")
         chunk_size = self.default_chunk_size if chunk_size is None else max(int(chunk_size), 1)
         on_device = self.bundle is not None and self.backend == "torch"
+        if not on_device and n_clusters > chunk_size:
+            # chunk by chunk from the start, so that the float64 copies, the cut and the
+            # per-cluster temporaries are those of one chunk (the numbers are the same: the
+            # chunks below are the ones the single pass would use)
+            kwargs = {
+                "keep_images": keep_images,
+                "chunk_size": chunk_size,
+                "compute_ood": compute_ood,
+                "cosmology": cosmology,
+                "apply_cylinder": apply_cylinder,
+            }
+            parts = []
+            for start in range(0, n_clusters, chunk_size):
+                o = offsets[start : min(start + chunk_size, n_clusters) + 1]
+                parts.append(
+                    self.predict_packed(
+                        R_mpch[o[0] : o[-1]],
+                        v_kms[o[0] : o[-1]],
+                        o - o[0],
+                        z[start : start + o.size - 1],
+                        **kwargs,
+                    )
+                )
+            return _concatenate_results(parts)
+        R_mpch = np.asarray(R_mpch, dtype=float)
+        v_kms = np.asarray(v_kms, dtype=float)
         if apply_cylinder and not on_device:
             inside = cylinder_mask(
                 R_mpch, v_kms, self.cylinder.aperture_mpch, self.cylinder.v_cut_kms
@@ -635,6 +659,19 @@ class DynamicalMassEstimator:
             mass_definitions=mass_definitions,
             progress=progress,
         )
+
+
+def _concatenate_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One ``predict_packed`` output from the outputs of consecutive chunks."""
+    out: dict[str, Any] = {}
+    for key in parts[0]:
+        if key == "flags":
+            out[key] = [f for part in parts for f in part[key]]
+        elif parts[0][key] is None:
+            out[key] = None
+        else:
+            out[key] = np.concatenate([part[key] for part in parts])
+    return out
 
 
 def _log_evrard_mass(

@@ -99,6 +99,18 @@ def test_chunked_equals_unchunked(estimator, chunk_size):
     assert whole["flags"][0] == ["too_few_galaxies"] and "kde_undefined" in whole["flags"][6]
 
 
+def test_predict_packed_runs_chunk_by_chunk_with_the_same_numbers(estimator):
+    R, v, offsets, z = packed_clusters(400)
+    whole = estimator.predict_packed(R, v, offsets, z, chunk_size=400, apply_cylinder=True)
+    chunked = estimator.predict_packed(
+        R, v, offsets, z, chunk_size=96, apply_cylinder=True, keep_images=True
+    )
+    for key in (*FLOAT_KEYS, "n", "ood_score"):
+        np.testing.assert_array_equal(chunked[key], whole[key], err_msg=key)
+    assert chunked["flags"] == whole["flags"]
+    assert chunked["images"].shape == (400, 48, 48)
+
+
 def test_chunked_equals_unchunked_without_network():
     est = DynamicalMassEstimator()
     R, v, offsets, z = packed_clusters(300, seed=3)
