@@ -5,7 +5,7 @@
 :func:`~astro_cnnmass.observe.batch_tables.plan_batch`) into one set of packed per-galaxy arrays
 (R in physical Mpc/h, v in km/s, cluster offsets) and per-cluster arrays (redshift, centre, how
 they were found), a :class:`PackedPhaseSpaces`. It is the batch form of
-:func:`~astro_cnnmass.observe.phase_space.phase_space`, with the same numbers:
+:func:`~astro_cnnmass.phase_space`, with the same numbers:
 
 * every cluster whose centre and redshift come from the cluster table is converted together with
   all the others: one read of the member columns, the usable galaxies of each cluster chosen as
