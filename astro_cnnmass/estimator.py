@@ -337,19 +337,21 @@ class DynamicalMassEstimator:
                 "cosmology": cosmology,
                 "apply_cylinder": apply_cylinder,
             }
-            parts = []
-            for start in range(0, n_clusters, chunk_size):
+            from .batch.threads import map_in_threads
+
+            def one_chunk(start: int) -> dict[str, Any]:
                 o = offsets[start : min(start + chunk_size, n_clusters) + 1]
-                parts.append(
-                    self.predict_packed(
-                        R_mpch[o[0] : o[-1]],
-                        v_kms[o[0] : o[-1]],
-                        o - o[0],
-                        z[start : start + o.size - 1],
-                        **kwargs,
-                    )
+                return self.predict_packed(
+                    R_mpch[o[0] : o[-1]],
+                    v_kms[o[0] : o[-1]],
+                    o - o[0],
+                    z[start : start + o.size - 1],
+                    **kwargs,
                 )
-            return _concatenate_results(parts)
+
+            self._prepare_threads()
+            starts = range(0, n_clusters, chunk_size)
+            return _concatenate_results(list(map_in_threads(one_chunk, starts, self.host_workers)))
         R_mpch = np.asarray(R_mpch, dtype=float)
         v_kms = np.asarray(v_kms, dtype=float)
         if apply_cylinder and not on_device:
@@ -472,6 +474,16 @@ class DynamicalMassEstimator:
     #: faster on AVX2 cores, images equal to the numpy kernels to ~1e-15 relative) or
     #: ``'numpy'`` (the numpy kernels, as the training images were built).
     host_kde_backend: str = "torch"
+
+    #: Chunks of a CPU batch evaluated at the same time, each on its own thread with one torch
+    #: thread (:mod:`astro_cnnmass.batch.threads`; the numbers do not depend on it). None:
+    #: torch's intra-op thread count; 1: one chunk at a time with torch's own threads.
+    host_workers: int | None = None
+
+    def _prepare_threads(self) -> None:
+        """Build what chunk threads share (predictor, grouped ensemble) before they start."""
+        if self.bundle is not None and self.backend != "torch":
+            self._get_predictor().grouped()
 
     def _host_kde_options(self) -> dict[str, Any]:
         if self.host_kde_backend == "torch":

@@ -111,6 +111,45 @@ def test_predict_packed_runs_chunk_by_chunk_with_the_same_numbers(estimator):
     assert chunked["images"].shape == (400, 48, 48)
 
 
+@pytest.mark.parametrize("model", ["tiny", "bundled"])
+def test_chunks_on_parallel_threads_give_the_same_numbers(model):
+    est = (
+        DynamicalMassEstimator(tiny_bundle(), device="cpu")
+        if model == "tiny"
+        else DynamicalMassEstimator.load(device="cpu")
+    )
+    R, v, offsets, z = packed_clusters(300)
+    results = {}
+    for workers in (1, 2, 3):
+        est.host_workers = workers
+        threads_before = torch.get_num_threads()
+        packed = est.predict_packed(R, v, offsets, z, chunk_size=64, apply_cylinder=True)
+        catalog = estimate_catalog(est, (R, v, offsets, z), chunk_size=64, as_table=False)
+        assert torch.get_num_threads() == threads_before  # restored after the threads
+        results[workers] = (packed, catalog)
+    for workers in (2, 3):
+        for got, ref in zip(results[workers], results[1]):
+            for key in (*FLOAT_KEYS, "n", "ood_score"):
+                np.testing.assert_array_equal(got[key], ref[key], err_msg=f"{workers} {key}")
+            assert got["flags"] == ref["flags"]
+
+
+def test_map_in_threads_keeps_the_order_and_raises():
+    from astro_cnnmass.batch.threads import map_in_threads
+
+    assert list(map_in_threads(lambda x: x * x, range(10), 3)) == [x * x for x in range(10)]
+
+    def boom(x):
+        if x == 4:
+            raise ValueError("chunk 4")
+        return x
+
+    before = torch.get_num_threads()
+    with pytest.raises(ValueError, match="chunk 4"):
+        list(map_in_threads(boom, range(8), 2))
+    assert torch.get_num_threads() == before
+
+
 def test_chunked_equals_unchunked_without_network():
     est = DynamicalMassEstimator()
     R, v, offsets, z = packed_clusters(300, seed=3)

@@ -4,6 +4,7 @@
   :func:`~astro_cnnmass.batch.streaming.estimate_catalog`, chunked packed inference;
 * :mod:`~astro_cnnmass.batch.results` -- the result table of a table batch (``estimate_many``),
   built column by column;
+* :mod:`~astro_cnnmass.batch.threads` -- chunks of a CPU batch on parallel threads;
 * :mod:`~astro_cnnmass.batch.distributed` -- the Dask bag / dataframe paths (optional ``dask``).
 """
 

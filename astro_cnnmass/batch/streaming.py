@@ -30,6 +30,7 @@ from scipy.stats import norm
 from ..classical import MSUN_H
 from ..exceptions import InputError
 from ..observe.phase_space import MPC_H, cylinder_mask
+from .threads import map_in_threads
 
 if TYPE_CHECKING:
     from ..estimator import DynamicalMassEstimator
@@ -366,16 +367,25 @@ def estimate_catalog(
     on_device = getattr(estimator, "backend", "numpy") == "torch"
     cut_here = not (cylinder_already_applied or on_device)
     cylinder = estimator.cylinder if cut_here else None
+
+    def one_chunk(chunk: PackedChunk) -> tuple[PackedChunk, dict[str, Any]]:
+        res = estimator.predict_packed(
+            chunk.R,
+            chunk.v,
+            chunk.offsets,
+            chunk.z,
+            chunk_size=max(chunk.n_clusters, 1),
+            apply_cylinder=on_device and not cylinder_already_applied,
+        )
+        return chunk, res
+
+    # CPU: a few chunks at once, one torch thread each (batch.threads); the device path: one
+    workers = 1 if on_device else getattr(estimator, "host_workers", None)
+    if workers != 1 and hasattr(estimator, "_prepare_threads"):
+        estimator._prepare_threads()
+    chunks = iter_chunks(R, v, offsets, chunk_size, z=z_all, cylinder=cylinder)
     with tqdm(total=n, disable=not progress, unit="cluster", desc="masses") as bar:
-        for chunk in iter_chunks(R, v, offsets, chunk_size, z=z_all, cylinder=cylinder):
-            res = estimator.predict_packed(
-                chunk.R,
-                chunk.v,
-                chunk.offsets,
-                chunk.z,
-                chunk_size=max(chunk.n_clusters, 1),
-                apply_cylinder=on_device and not cylinder_already_applied,
-            )
+        for chunk, res in map_in_threads(one_chunk, chunks, workers):
             sl = slice(chunk.start, chunk.stop)
             for key in (*RESULT_FLOATS, "n"):
                 out[key][sl] = res[key]

@@ -182,6 +182,14 @@ class Predictor:
         lt = torch.from_numpy(ln_np).to(self.device) if ln_np is not None else None
         return x, zt, lt
 
+    def grouped(self):
+        """The members as one :class:`~astro_cnnmass.model.ensemble.GroupedEnsemble` (cached)."""
+        if getattr(self, "_grouped", None) is None:
+            from .ensemble import GroupedEnsemble
+
+            self._grouped = GroupedEnsemble(self.networks)
+        return self._grouped
+
     @torch.inference_mode()
     def _predict_grouped(
         self,
@@ -200,10 +208,7 @@ class Predictor:
         fixed-size micro-batches as the member-by-member loop, reading each chunk of images
         once instead of once per member; returns member 0's embeddings (or None).
         """
-        if getattr(self, "_grouped", None) is None:
-            from .ensemble import GroupedEnsemble
-
-            self._grouped = GroupedEnsemble(self.networks)
+        grouped = self.grouped()
         n = images.shape[0]
         gaussian = self.config["head"] == "gaussian"
         embedded = None
@@ -212,7 +217,7 @@ class Predictor:
             x, zt, lt = self._padded_batch(images, zs_all, log_n_all, sel)
             outs, embs = [], []
             for b in range(0, x.shape[0], MICRO_BATCH):
-                o, e = self._grouped(
+                o, e = grouped(
                     x[b : b + MICRO_BATCH],
                     zt[b : b + MICRO_BATCH],
                     None if lt is None else lt[b : b + MICRO_BATCH],
