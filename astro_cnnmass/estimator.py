@@ -475,9 +475,9 @@ class DynamicalMassEstimator:
     #: ``'numpy'`` (the numpy kernels, as the training images were built).
     host_kde_backend: str = "torch"
 
-    #: Chunks of a CPU batch evaluated at the same time, each on its own thread with one torch
-    #: thread (:mod:`astro_cnnmass.batch.threads`; the numbers do not depend on it). None:
-    #: torch's intra-op thread count; 1: one chunk at a time with torch's own threads.
+    #: Chunks of a CPU batch evaluated at the same time, each on its own thread, sharing torch's
+    #: threads (:mod:`astro_cnnmass.batch.threads`; the numbers do not depend on it). None:
+    #: torch's intra-op thread count, at most 4; 1: one chunk at a time with all of them.
     host_workers: int | None = None
 
     def _prepare_threads(self) -> None:
