@@ -5,7 +5,7 @@ one chunk (the batched 48 × P KDE products, 512-row network micro-batches): on 
 development machine two intra-op threads give ~1.1× one thread. Two chunks evaluated at the
 same time, each on its own Python thread with one torch thread (torch and numpy release the GIL
 in their kernels), give 1.15–1.35× the two intra-op threads. On more cores, up to
-:data:`MAX_DEFAULT_WORKERS` chunks run at once by default, sharing torch's threads.
+``MAX_DEFAULT_WORKERS`` chunks run at once by default, sharing torch's threads.
 :func:`map_in_threads` runs a function over chunks that way, returning the results in order;
 every chunk is computed exactly as alone, so the numbers do not depend on the number of
 workers (checked in ``tests/test_streaming.py``).
