@@ -164,3 +164,14 @@ def test_blocks_of_galaxies_do_not_change_the_numbers(example, monkeypatch):
     np.testing.assert_array_equal(blocked.R, whole.R)
     np.testing.assert_array_equal(blocked.v, whole.v)
     assert blocked.errors == whole.errors
+
+
+def test_a_cosmology_that_is_not_one_is_refused_once(estimator, example):
+    from astro_cnnmass.exceptions import InputError
+
+    members, ra, dec, z = example
+    members = members.copy()
+    members["cluster_id"] = "x"
+    clusters = Table({"cluster_id": ["x"], "ra": [ra], "dec": [dec], "z": [z]})
+    with pytest.raises(InputError, match="astropy Cosmology"):
+        estimator.estimate_many(members, clusters=clusters, cosmology="Planck18")

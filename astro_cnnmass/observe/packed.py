@@ -32,7 +32,7 @@ import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord
 
-from ..exceptions import AstroCnnmassWarning
+from ..exceptions import AstroCnnmassWarning, InputError
 from .batch_tables import BatchPlan, batch_phase_spaces
 from .columns import Z_GALAXY_RANGE
 from .phase_space import MPC_H, Z_CLUSTER_MAX, PhaseSpace, _read_members, _velocities_kms
@@ -222,10 +222,12 @@ def packed_phase_spaces(
     PackedPhaseSpaces
         One entry a cluster of ``plan``, in its order.
     """
-    if cosmology is None:
-        from astropy.cosmology import Planck18
+    from astropy.cosmology import Cosmology, Planck18
 
+    if cosmology is None:
         cosmology = Planck18
+    if not isinstance(cosmology, Cosmology):  # the whole batch would fail: say it once
+        raise InputError(f"cosmology must be an astropy Cosmology, got {type(cosmology).__name__}")
     n = len(plan.ids)
     # the plan's redshifts are floats already (redshift_values); the range is that of
     # _check_z_cluster, and a cluster outside it gets its error from phase_space() below
