@@ -456,7 +456,12 @@ def _rows_to_table(rows: list[dict[str, Any]]) -> QTable:
             cols[name] = u.Quantity(values)
         else:
             cols[name] = values
-    table = QTable(cols, names=names)
+    return results_table_meta(QTable(cols, names=names), relations)
+
+
+def results_table_meta(table: QTable, relations: dict[str, str]) -> QTable:
+    """Set the metadata of a results table: mass definition, units note, and the relation of
+    every converted-mass column (``relations``: column name -> relation) in its description."""
     table.meta["mass_definition"] = "M200c"
     table.meta["units"] = READ_BACK_NOTE
     for name, relation in relations.items():

@@ -26,7 +26,7 @@ from astropy.table import QTable
 from scipy.stats import norm
 
 from ..classical import MSUN_H
-from ..result import READ_BACK_NOTE, MassEstimate
+from ..result import MassEstimate, results_table_meta
 from ..uncertainty.calibration import QUANTILE_LEVELS
 
 if TYPE_CHECKING:
@@ -237,19 +237,7 @@ def batch_results_table(
         }
     )
     relations = _converted_masses(estimator, packed, batch, flags, mass_definitions, cols, progress)
-    table = QTable(cols, names=list(cols))
-    table.meta["mass_definition"] = "M200c"
-    table.meta["units"] = READ_BACK_NOTE
-    for name, relation in relations.items():
-        for suffix, what in (
-            ("", "median"),
-            ("_lo", "16th percentile"),
-            ("_hi", "84th percentile"),
-        ):
-            table[
-                name + suffix
-            ].info.description = f"M{name[5:]} ({what}), converted from M200c: {relation}"
-    return table
+    return results_table_meta(QTable(cols, names=list(cols)), relations)
 
 
 def _converted_masses(

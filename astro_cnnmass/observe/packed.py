@@ -138,11 +138,13 @@ class PackedPhaseSpaces:
         def per_cluster(get, fill, dtype):
             return np.array([fill if ps is None else get(ps) for ps in phase_spaces], dtype=dtype)
 
-        def lon_lat(ps, which):
+        def lon_lat(ps):
             if ps is None or ps.center is None:
-                return np.nan
+                return np.nan, np.nan
             sph = ps.center.spherical
-            return float((sph.lon if which == "lon" else sph.lat).deg)
+            return float(sph.lon.deg), float(sph.lat.deg)
+
+        centers = np.array([lon_lat(ps) for ps in phase_spaces], dtype=float).reshape(n, 2)
 
         return cls(
             R=cat(lambda ps: ps.R.to_value(MPC_H)),
@@ -151,8 +153,8 @@ class PackedPhaseSpaces:
             index=cat(lambda ps: ps.index, np.int64),
             built=np.array([ps is not None for ps in phase_spaces], dtype=bool),
             z_cluster=per_cluster(lambda ps: ps.z_cluster, np.nan, float),
-            center_lon=np.array([lon_lat(ps, "lon") for ps in phase_spaces], dtype=float),
-            center_lat=np.array([lon_lat(ps, "lat") for ps in phase_spaces], dtype=float),
+            center_lon=centers[:, 0].copy(),
+            center_lat=centers[:, 1].copy(),
             center_estimated=per_cluster(lambda ps: ps.center_estimated, False, bool),
             z_cluster_estimated=per_cluster(lambda ps: ps.z_cluster_estimated, False, bool),
             center_iterations=per_cluster(lambda ps: ps.center_iterations, 0, np.int64),
