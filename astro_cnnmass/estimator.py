@@ -390,6 +390,7 @@ class DynamicalMassEstimator:
                     v_kms[o[0] : o[-1]],
                     o - o[0],
                     self.feature_config,
+                    out_dtype=np.float32,  # computed in float64, stored as the networks read it
                     **self._host_kde_options(),
                 )
                 ok &= valid[start:stop]
@@ -603,9 +604,9 @@ class DynamicalMassEstimator:
             columns=(ra_column, dec_column, z_column),
             progress=progress,
         )
-        return self._batch_table(
-            plan.ids, packed, progress=progress, mass_definitions=mass_definitions
-        )
+        ids = plan.ids
+        del plan  # its per-cluster row lists (8 B a galaxy) are not needed any more
+        return self._batch_table(ids, packed, progress=progress, mass_definitions=mass_definitions)
 
     def estimate_phase_spaces(
         self,
@@ -625,10 +626,6 @@ class DynamicalMassEstimator:
 
         from .batch.results import batch_results_table
 
-        inside = self.cylinder.mask(packed.R * MPC_H, packed.v * _KMS)
-        kept = np.zeros(inside.size + 1, dtype=np.int64)
-        np.cumsum(inside, out=kept[1:])
-        offsets = kept[packed.offsets]
         zs = np.where(packed.built, packed.z_cluster, np.nan)
         built = np.flatnonzero(packed.built)
         cosmologies = list(
@@ -637,8 +634,9 @@ class DynamicalMassEstimator:
         cosmology = cosmologies[0] if len(cosmologies) == 1 else None
         n = len(packed)
         with tqdm(total=n, desc="images + network", unit="cluster", disable=not progress) as bar:
+            # the cylinder is cut chunk by chunk inside (no cut copy of every galaxy)
             batch = self.predict_packed(
-                packed.R[inside], packed.v[inside], offsets, zs, cosmology=cosmology
+                packed.R, packed.v, packed.offsets, zs, cosmology=cosmology, apply_cylinder=True
             )
             bar.update(n)
         if len(cosmologies) > 1:  # phase spaces built with different cosmologies

@@ -1,4 +1,4 @@
-"""Benchmark: batched KDE images (astro_cnnmass.features.config) vs the per-cluster scipy loop.
+"""Benchmark: batched KDE images (astro_cnnmass.features.kde) vs the per-cluster scipy loop.
 
 The reference is the loop the paper's code used: one ``scipy.stats.gaussian_kde(bw_method=0.25)``
 per cluster, evaluated on the 48 x 48 grid and normalised. Both run on the same synthetic,
@@ -32,8 +32,8 @@ from functools import partial  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.stats import gaussian_kde  # noqa: E402
 
+from astro_cnnmass.features import kde as features  # noqa: E402
 from astro_cnnmass.features.config import FeatureConfig, pack  # noqa: E402
-from astro_cnnmass.features.config import kde as features  # noqa: E402
 from astro_cnnmass.features.kde import kde_images  # noqa: E402
 
 

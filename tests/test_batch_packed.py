@@ -117,6 +117,28 @@ def test_packed_phase_spaces_equal_the_one_by_one_builder(example):
     np.testing.assert_allclose(ps0.R.to_value(ps0.R.unit), objects[0].R.value, rtol=1e-13)
 
 
+def test_a_batch_of_known_centres_is_packed_in_place(example, monkeypatch):
+    """Every cluster converted together (the common case): no one-by-one cluster, several
+    blocks, duplicates dropped; the galaxies equal the one-by-one builder's."""
+    from astro_cnnmass.observe import packed as packed_module
+
+    members, clusters = _mixed_batch(example)
+    keep = [0, 3, 4]  # known centre and z; one with duplicates, one with NaN redshifts
+    ids = [f"c{k}" for k in keep]
+    members = members[np.isin(members["cluster_id"], ids)]
+    clusters = clusters[np.isin(clusters["cluster_id"], ids)]
+    plan = plan_batch(members, clusters, "cluster_id", "ra", "dec", "z")
+    monkeypatch.setattr(packed_module, "BLOCK_GALAXIES", 150)
+    packed = packed_phase_spaces(plan, members)
+    ref = PackedPhaseSpaces.from_phase_spaces(*batch_phase_spaces(plan, members))
+    assert packed.built.all() and not any(packed.errors)
+    assert packed.objects == [None] * 3  # none was built one by one
+    np.testing.assert_array_equal(packed.offsets, ref.offsets)
+    np.testing.assert_array_equal(packed.index, ref.index)
+    np.testing.assert_allclose(packed.R, ref.R, rtol=1e-13, atol=0)
+    np.testing.assert_array_equal(packed.v, ref.v)
+
+
 def test_mass_function_prior_batch_equals_single(example):
     members, ra, dec, z = example
     est = DynamicalMassEstimator.load(prior="mass_function")

@@ -108,7 +108,10 @@ def test_device_path_equals_numpy_path_on_recorded_phase_spaces(estimators):
     a = ref.predict_packed(R, v, offsets, z, apply_cylinder=True, keep_images=True)
     b = dev.predict_packed(R, v, offsets, z, apply_cylinder=True, keep_images=True)
     _assert_same(a, b)
-    np.testing.assert_allclose(a["images"], b["images"], rtol=1e-9, atol=1e-15)
+    # the host path stores its float64 images as float32 (what the networks read); the
+    # device keeps float64: equal to float32 rounding
+    assert a["images"].dtype == np.float32
+    np.testing.assert_allclose(a["images"], b["images"], rtol=1e-6, atol=1e-15)
 
 
 def test_device_kde_equals_numpy_kde_and_reports_the_safe_path():

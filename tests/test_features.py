@@ -125,6 +125,26 @@ def test_float32_option(clusters, packed, kind):
     np.testing.assert_allclose(img[sig], ref[sig], rtol=1e-5)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_float32_storage_of_float64_images_is_one_rounding(packed, backend):
+    """out_dtype=float32: computed in float64, each image rounded once as it is stored."""
+    if backend == "torch":
+        pytest.importorskip("torch")
+    R, v, off = packed
+    # a cluster with too few galaxies and one with a NaN velocity stay NaN rows
+    R, v = (
+        np.concatenate([R, [0.1, 0.2], [0.3, 0.4, 0.5]]),
+        np.concatenate([v, [1, 2], [3, np.nan, 5]]),
+    )
+    off = np.concatenate([off, [off[-1] + 2, off[-1] + 5]])
+    ref, vref = kde_images(R, v, off, backend=backend)
+    img, valid = kde_images(R, v, off, backend=backend, out_dtype=np.float32)
+    assert img.dtype == np.float32
+    np.testing.assert_array_equal(valid, vref)
+    assert valid[:-2].all() and not valid[-2:].any()
+    np.testing.assert_array_equal(img, ref.astype(np.float32))  # NaN rows included
+
+
 @pytest.mark.parametrize("kind", ["2d", "1d"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_torch_backend_equals_numpy(packed, kind, dtype):

@@ -157,8 +157,9 @@ def test_v1_model_gives_recorded_masses_on_seeded_phase_spaces(v1_estimator):
     for key in ("log_mass", "log_mass_std", "log_m_sigma", "n"):
         np.testing.assert_array_equal(np.asarray(out[key], dtype=float), ref[key], err_msg=key)
     # the image distance of the out-of-domain score skips the PCA reconstruction since issue
-    # 14 (|dx|^2 - |P dx|^2, the same number to rounding): equal to 1e-12, not bit for bit
-    np.testing.assert_allclose(out["ood_score"], ref["ood_score"], rtol=1e-12, atol=0)
+    # 14 (|dx|^2 - |P dx|^2) and reads the float32 images the networks read (it read their
+    # float64 originals before): equal to float32 rounding of the images, not bit for bit
+    np.testing.assert_allclose(out["ood_score"], ref["ood_score"], rtol=1e-7, atol=0)
 
 
 def test_v1_model_gives_recorded_mass_of_example_cluster(v1_estimator):

@@ -322,6 +322,7 @@ def kde_images(
     backend: str = "numpy",
     device: Any = None,
     dtype: Any = np.float64,
+    out_dtype: Any = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """KDE images of many clusters at once (the package's one feature builder).
@@ -342,10 +343,16 @@ def kde_images(
     device : str or torch.device, optional
         Torch device (``"cpu"``, ``"cuda"``, ...); only with ``backend="torch"``.
     dtype : {numpy.float64, numpy.float32}
-        Output dtype. With float32 the batched matrix product of the 2-D path runs in float32
+        Precision of the computation (and the output dtype unless ``out_dtype`` is given).
+        With float32 the batched matrix product of the 2-D path runs in float32
         (exponentials, guards and normalisation stay in float64; images agree with float64 to
         ~1e-6 relative); clusters whose float32 product fails the underflow guard are redone
         in float64.
+    out_dtype : {None, numpy.float64, numpy.float32}
+        Dtype of the returned images; default ``dtype``. ``dtype=float64,
+        out_dtype=float32`` computes in float64 and rounds each image once, as it is stored:
+        the result equals ``kde_images(...)[0].astype(numpy.float32)`` exactly, with half the
+        memory and without a float64 copy of the whole batch (the networks read float32).
     chunk_size : int
         Work budget: clusters padded to length P are processed
         ``max(1, chunk_size // max(P, 64))`` at a time, which bounds the working memory to
@@ -373,7 +380,8 @@ def kde_images(
     if not isinstance(config, FeatureConfig):
         raise TypeError(f"config must be a FeatureConfig, got {type(config).__name__}")
     R, v, offsets = _check_flat(R, v, offsets)
-    out_dtype = _normalise_dtype(dtype)
+    compute_dtype = _normalise_dtype(dtype)
+    store_dtype = compute_dtype if out_dtype is None else _normalise_dtype(out_dtype)
     ops = _ops(backend, device)
     if (
         isinstance(chunk_size, bool)
@@ -384,7 +392,7 @@ def kde_images(
 
     n = offsets.size - 1
     counts = np.diff(offsets)
-    images = np.full((n, *config.image_shape), np.nan, dtype=out_dtype)
+    images = np.empty((n, *config.image_shape), dtype=store_dtype)  # every row written below
     valid = np.zeros(n, dtype=bool)
     if n == 0:
         return images, valid
@@ -395,6 +403,7 @@ def kde_images(
     n_bad = cum[offsets[1:]] - cum[offsets[:-1]]
     candidates = np.flatnonzero((counts >= MIN_GALAXIES) & (n_bad == 0))
     if candidates.size == 0:
+        images[:] = np.nan
         return images, valid
 
     # buckets of equal padded length; sorted so that chunks contain similar sizes
@@ -408,10 +417,19 @@ def kde_images(
             idx = group[start : start + per_chunk]
             with np.errstate(divide="ignore", under="ignore", over="ignore", invalid="ignore"):
                 img, ok = _process_chunk(
-                    R, v, offsets[idx], counts[idx], int(P), config, ops, out_dtype, chunk_size
+                    R,
+                    v,
+                    offsets[idx],
+                    counts[idx],
+                    int(P),
+                    config,
+                    ops,
+                    compute_dtype,
+                    chunk_size,
                 )
-            images[idx] = img
+            images[idx] = img  # rounded to store_dtype here, if it differs
             valid[idx] = ok
+    images[~valid] = np.nan
     return images, valid
 
 
@@ -423,7 +441,7 @@ def _process_chunk(
     P: int,
     config: FeatureConfig,
     ops: Any,
-    out_dtype: np.dtype,
+    compute_dtype: np.dtype,
     chunk_size: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images of one chunk of clusters padded to length P; returns (images, valid)."""
@@ -474,7 +492,7 @@ def _process_chunk(
         images = _kernel_1d(ops, ops.asarray(x_pad), ops.asarray(xg[:, :, None]))
         ok &= np.isfinite(images).all(axis=1)
         images[~ok] = np.nan
-        return images.astype(out_dtype, copy=False), ok
+        return images.astype(compute_dtype, copy=False), ok
 
     R_c = 0.5 * config.aperture_mpch
     y = np.where(mask, (RR - R_c) / sig_R[:, None], 0.0)
@@ -509,7 +527,9 @@ def _process_chunk(
     )[:, 0]
     split_ok = ok & (mag <= _MAX_SPLIT_EXPONENT)
 
-    mm_dtypes = [out_dtype] if out_dtype == np.float64 else [out_dtype, np.dtype(np.float64)]
+    mm_dtypes = (
+        [compute_dtype] if compute_dtype == np.float64 else [compute_dtype, np.dtype(np.float64)]
+    )
     todo = np.flatnonzero(split_ok)
     n_v, n_R = config.n_v, config.n_R
     images = np.empty((k, n_v, n_R))
@@ -575,7 +595,7 @@ def _process_chunk(
             ok[c] = False
     if not ok.all():
         images[~ok] = np.nan
-    return images.astype(out_dtype, copy=False), ok
+    return images.astype(compute_dtype, copy=False), ok
 
 
 def kde_image(R: Any, v: Any, config: FeatureConfig | None = None, **kwargs: Any) -> np.ndarray:

@@ -212,28 +212,23 @@ class Predictor:
         n = images.shape[0]
         gaussian = self.config["head"] == "gaussian"
         embedded = None
+        # chunk_size only groups the micro-batches; each micro-batch is cast to float32 on its
+        # own (one MICRO_BATCH buffer, not a float32 copy of the whole chunk)
         for start in range(0, idx.size, chunk_size):
-            sel = idx[start : start + chunk_size]
-            x, zt, lt = self._padded_batch(images, zs_all, log_n_all, sel)
-            outs, embs = [], []
-            for b in range(0, x.shape[0], MICRO_BATCH):
-                o, e = grouped(
-                    x[b : b + MICRO_BATCH],
-                    zt[b : b + MICRO_BATCH],
-                    None if lt is None else lt[b : b + MICRO_BATCH],
-                )
-                outs.append(o.double().cpu().numpy())
+            chunk = idx[start : start + chunk_size]
+            for b in range(0, chunk.size, MICRO_BATCH):
+                sel = chunk[b : b + MICRO_BATCH]
+                x, zt, lt = self._padded_batch(images, zs_all, log_n_all, sel)
+                o, e = grouped(x, zt, lt)
+                out = o.double().cpu().numpy()[:, : sel.size]  # (members, rows, outputs)
                 if return_embeddings:
-                    embs.append(e.double().cpu().numpy())
-            out = np.concatenate(outs, axis=1)[:, : sel.size]  # (members, rows, outputs)
-            if return_embeddings:
-                emb = np.concatenate(embs)[: sel.size]
-                if embedded is None:
-                    embedded = np.full((n, emb.shape[1]), np.nan)
-                embedded[sel] = emb
-            mu[:, 0, sel] = out[:, :, 0]
-            if gaussian:
-                var[:, 0, sel] = np.exp(out[:, :, 1])
+                    emb = e.double().cpu().numpy()[: sel.size]
+                    if embedded is None:
+                        embedded = np.full((n, emb.shape[1]), np.nan)
+                    embedded[sel] = emb
+                mu[:, 0, sel] = out[:, :, 0]
+                if gaussian:
+                    var[:, 0, sel] = np.exp(out[:, :, 1])
         return embedded
 
     def predict(

@@ -284,14 +284,26 @@ def _convert_together(plan, members, cosmology, columns, direct, z_direct) -> di
         return out
     sizes = np.array([plan.rows[k].size for k in ks_all], dtype=np.int64)
     block = np.cumsum(sizes) // BLOCK_GALAXIES  # block of each cluster
+    # the per-galaxy results go straight into arrays sized for every galaxy of the direct
+    # clusters (an upper bound: duplicates and unusable rows are dropped), so that no second,
+    # concatenated copy is made; the unused tail is never written (nor resident)
+    total = int(sizes.sum())
+    galaxies = {"R": np.empty(total), "v": np.empty(total), "index": np.empty(total, np.int64)}
+    filled = 0
     parts = []
     for b in np.unique(block):
         part = _convert_block(plan, members, cosmology, columns, ks_all[block == b], z_direct)
-        if part is not None:
-            parts.append(part)
+        if part is None:
+            continue
+        m = part["R"].size
+        for key, arr in galaxies.items():
+            arr[filled : filled + m] = part.pop(key)
+        filled += m
+        parts.append(part)
     if not parts:
         return out
     cat = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    cat.update({key: arr[:filled] for key, arr in galaxies.items()})
     out["done"][cat["ks"]] = True
     out.update(cat)
     return out
@@ -354,14 +366,18 @@ def _merge(n, fast, slow, objects, slow_errors, cosmology) -> PackedPhaseSpaces:
     counts[ks] = fast["counts"] if ks.size else 0
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    total = int(offsets[-1])
-    R, v = np.empty(total), np.empty(total)
-    index = np.empty(total, dtype=np.int64)
-    src_slow = np.repeat(offsets[slow], counts[slow]) + _ranks(counts[slow])
-    R[src_slow], v[src_slow], index[src_slow] = one_by_one.R, one_by_one.v, one_by_one.index
-    if ks.size:
-        dst = np.repeat(offsets[ks], counts[ks]) + _ranks(counts[ks])
-        R[dst], v[dst], index[dst] = fast["R"], fast["v"], fast["index"]
+    if slow.size == 0 and ks.size:
+        # every cluster converted together, in order: the galaxies are in place already
+        R, v, index = fast["R"], fast["v"], fast["index"]
+    else:
+        total = int(offsets[-1])
+        R, v = np.empty(total), np.empty(total)
+        index = np.empty(total, dtype=np.int64)
+        src_slow = np.repeat(offsets[slow], counts[slow]) + _ranks(counts[slow])
+        R[src_slow], v[src_slow], index[src_slow] = one_by_one.R, one_by_one.v, one_by_one.index
+        if ks.size:
+            dst = np.repeat(offsets[ks], counts[ks]) + _ranks(counts[ks])
+            R[dst], v[dst], index[dst] = fast["R"], fast["v"], fast["index"]
 
     def field(name, fill, dtype, fast_value=None):
         arr = np.full(n, fill, dtype=dtype)

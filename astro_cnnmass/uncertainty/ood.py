@@ -379,7 +379,9 @@ def _image_distance(model: dict, images: np.ndarray, holder: Any = None) -> np.n
     Every row's arithmetic is the same as on the whole array at once (the same products and
     sums, row by row), so blocking changes the memory traffic, not the numbers.
     """
-    images = np.asarray(images, dtype=np.float64)
+    images = np.asarray(images)
+    if images.dtype not in (np.float32, np.float64):
+        images = images.astype(np.float64)
     n = images.shape[0]
     flat = images.reshape(n, -1)
     out = np.full(n, np.nan)
@@ -390,7 +392,8 @@ def _image_distance(model: dict, images: np.ndarray, holder: Any = None) -> np.n
     residual_scale = float(model["residual_scale"])
     orthonormal = _orthonormal_rows(comps, holder)
     for start in range(0, n, IMAGE_DISTANCE_BLOCK):
-        X = flat[start : start + IMAGE_DISTANCE_BLOCK] * scale
+        # float64 arithmetic block by block (float32 images are not copied whole)
+        X = np.multiply(flat[start : start + IMAGE_DISTANCE_BLOCK], scale, dtype=np.float64)
         good = np.isfinite(X).all(axis=1)
         if not good.any():
             continue
