@@ -154,9 +154,14 @@ def plan_batch(
         )
     valid = np.flatnonzero(~id_mask)
     ids_v = ids[valid]
-    order = np.argsort(ids_v, kind="stable")  # one sort instead of one scan per cluster
+    # one stable sort instead of one scan per cluster: within a cluster the rows stay in
+    # table order, so each cluster's rows are a view of ``grouped`` (no per-cluster copy)
+    order = np.argsort(ids_v, kind="stable")
+    grouped = valid[order]
     unique_ids, starts = np.unique(ids_v[order], return_index=True)
-    bounds = dict(zip(unique_ids.tolist(), zip(starts, [*starts[1:], ids_v.size])))
+    bounds = dict(
+        zip(unique_ids.tolist(), zip(starts.tolist(), [*starts[1:].tolist(), ids_v.size]))
+    )
     bad = _bad_cells(members, needed)
 
     if clusters is None:
@@ -177,24 +182,21 @@ def plan_batch(
         dec = angle_values(clusters["dec"], "dec")
         z = redshift_values(clusters["z"], "z")
 
+    with np.errstate(invalid="ignore"):
+        given = np.isfinite(ra) & np.isfinite(dec)
+        impossible = given & (np.abs(dec) > 90)
     center_deg = np.full((len(out_ids), 2), np.nan)
-    plan = BatchPlan([], [], center_deg, [], [])
+    center_deg[given & ~impossible] = np.column_stack([ra, dec])[given & ~impossible]
+    plan = BatchPlan(list(out_ids), [], center_deg, [], [])
+    plan.redshifts = [float(zk) if np.isfinite(zk) else None for zk in z.tolist()]
     for k, cid in enumerate(out_ids):
         key = cid.item() if hasattr(cid, "item") else cid
         lo, hi = bounds.get(key, (0, 0))
-        rows = np.sort(valid[order[lo:hi]])
-        error = next((bad[r] for r in rows if r in bad), "") if bad else ""
-        z_cl = None
-        if np.isfinite(ra[k]) and np.isfinite(dec[k]):
-            if abs(dec[k]) > 90:
-                error = error or f"cluster table dec = {dec[k]} deg is outside [-90, 90]"
-            else:
-                center_deg[k] = ra[k], dec[k]
-        if np.isfinite(z[k]):
-            z_cl = float(z[k])
-        plan.ids.append(cid)
+        rows = grouped[lo:hi]
+        error = next((bad[r] for r in rows.tolist() if r in bad), "") if bad else ""
+        if impossible[k]:
+            error = error or f"cluster table dec = {dec[k]} deg is outside [-90, 90]"
         plan.rows.append(rows)
-        plan.redshifts.append(z_cl)
         plan.errors.append(error)
     return plan
 
