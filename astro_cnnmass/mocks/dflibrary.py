@@ -13,9 +13,12 @@ Library grid (see the build script): c200c ∈ {2.5, 4, 6.5, 10}; NFW tracers wi
 c_gal = f_c c200c, f_c ∈ {0.45, 0.7, 1.1}, and Einasto (α = 0.2) tracers with f_c ∈ {0.5, 1};
 components: isotropic (Eddington 1916 inversion), Osipkov–Merritt (Osipkov 1979; Merritt 1985)
 with r_a ∈ {0.7, 2} r_s, and constant β = ±½ (Cuddeford 1991; An & Evans 2006,
-astro-ph/0511686). The energies are cut at Φ(3 R200c): the orbiting population has its apocentres
-within ≈ 2 R200m (the "edge radius" of Aung et al. 2021, arXiv:2003.11557), so library particles
-beyond R200c are the host's splashback (backsplash) galaxies, moving both in and out.
+astro-ph/0511686). The energies are cut at Φ(6 R200c) (``rmax`` of the galpy DFs; the build
+script's ``R_MAX_DF``; a cut at Φ(3 R200c) gave σ_15 8 % below Evrard et al. 2008, see
+docs/mocks.rst) and the particles kept are those inside 2.5 R200c (``R_KEEP``); the generator
+truncates each host at 1–1.5 R200m, about the "edge radius" of the orbiting population (Aung et
+al. 2021, arXiv:2003.11557), so library particles beyond R200c are the host's splashback
+(backsplash) galaxies, moving both in and out.
 
 A host's galaxies are drawn from a *mixture* of library models. A weighted sum of DFs of the
 same tracer in the same potential is again an equilibrium DF of that tracer, so every mixture is
