@@ -153,15 +153,19 @@ def plan_batch(
             stacklevel=3,
         )
     valid = np.flatnonzero(~id_mask)
-    ids_v = ids[valid]
+    ids_v = ids if valid.size == ids.size else ids[valid]
     # one stable sort instead of one scan per cluster: within a cluster the rows stay in
-    # table order, so each cluster's rows are a view of ``grouped`` (no per-cluster copy)
+    # table order, so each cluster's rows are a view of ``grouped`` (no per-cluster copy);
+    # the clusters' boundaries are read off the sorted identifiers (no second sort)
     order = np.argsort(ids_v, kind="stable")
     grouped = valid[order]
-    unique_ids, starts = np.unique(ids_v[order], return_index=True)
-    bounds = dict(
-        zip(unique_ids.tolist(), zip(starts.tolist(), [*starts[1:].tolist(), ids_v.size]))
-    )
+    sorted_ids = ids_v[order]
+    del order
+    starts = np.flatnonzero(sorted_ids[1:] != sorted_ids[:-1]) + 1
+    starts = np.concatenate([[0], starts]) if sorted_ids.size else starts
+    stops = [*starts[1:].tolist(), sorted_ids.size]
+    bounds = dict(zip(sorted_ids[starts].tolist(), zip(starts.tolist(), stops)))
+    del sorted_ids
     bad = _bad_cells(members, needed)
 
     if clusters is None:
