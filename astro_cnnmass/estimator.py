@@ -301,7 +301,7 @@ class DynamicalMassEstimator:
             Also return the KDE images.
         chunk_size : int, optional
             Clusters per chunk for features and network; sets the peak memory. Default
-            ``default_chunk_size`` (4096 on the CPU, about 0.3 GB; 65536 on a GPU).
+            ``default_chunk_size`` (4096 on the CPU, about 0.1 GB a chunk; 65536 on a GPU).
         apply_cylinder : bool
             The galaxies are not cut yet: cut the model's cylinder first (on the device with
             ``backend='torch'``); ``n`` is then the number inside it.
@@ -462,7 +462,7 @@ class DynamicalMassEstimator:
 
     @property
     def default_chunk_size(self) -> int:
-        """Clusters per batch chunk by default: 4096 on the CPU (~0.3 GB), 65536 on a GPU."""
+        """Clusters per batch chunk by default: 4096 on the CPU (~0.1 GB), 65536 on a GPU."""
         return 65536 if self.backend == "torch" and self._resolved_device().type != "cpu" else 4096
 
     def _resolved_device(self):
