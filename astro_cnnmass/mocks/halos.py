@@ -48,9 +48,14 @@ def _delta_c(definition: str, om_z: float) -> float:
     raise ValueError(f"unknown mass definition {definition!r} (200c, 500c, 200m, vir)")
 
 
+#: Grid of r / R200c on which :func:`radius_ratio` inverts the mean enclosed density.
+_RATIO_GRID = np.geomspace(0.2, 5.0, 400)
+_RATIO_GRID.flags.writeable = False
+
+
 def radius_ratio(c200c: float, delta_c: float) -> float:
     """R_Δ / R200c of an NFW halo of concentration c200c for overdensity Δ (× critical)."""
-    x = np.geomspace(0.2, 5.0, 400)
+    x = _RATIO_GRID
     y = nfw_mu(c200c * x) / (nfw_mu(c200c) * x**3)  # mean density / (200 ρc), decreasing
     return float(np.interp(delta_c / 200.0, y[::-1], x[::-1]))
 

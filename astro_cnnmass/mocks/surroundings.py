@@ -48,6 +48,14 @@ from .tables import Tables
 
 __all__ = ["LOG_M_MIN_NEIGHBOUR", "InfallModel", "matter_overdensity", "sample_surroundings"]
 
+# Fixed grids (made once, read-only): r / R200c of the infall model's enclosed-overdensity
+# integral, and the sinh-spaced LOS and area-uniform angular cell edges of the clustered halos.
+_INFALL_GRID = np.geomspace(0.3, 300.0, 160)
+_CELL_T = np.linspace(-1.0, 1.0, 81)
+_CELL_SQRT_U = np.sqrt(np.linspace(0.0, 1.0, 9))
+for _grid in (_INFALL_GRID, _CELL_T, _CELL_SQRT_U):
+    _grid.flags.writeable = False
+
 LOG_M_MIN_NEIGHBOUR = 10.8
 LOG_M_MAX_NEIGHBOUR = 15.9
 
@@ -103,7 +111,7 @@ class InfallModel:
         self.r200c_com = h["r200c_mpch"] * (1 + z)
         om = float(tables.Om_of_z(z))
         f = float(tables.growth_rate(z))
-        x = np.geomspace(0.3, 300.0, 160)  # units of R200c
+        x = _INFALL_GRID  # units of R200c
         xt = h["r_trunc_r200c"]
         c = h["c200c"]
         k = om / 200.0  # ρ_m V(x) / M200c = (Ω_m(z)/200) x³
@@ -254,12 +262,12 @@ def sample_surroundings(
     fd = h["field_density"]
     # ---- cell grid for the clustered component
     d_max = max(chi_cl - chi_lo, chi_hi - chi_cl)
-    t = np.linspace(-1.0, 1.0, 81)
+    t = _CELL_T
     d_edges = np.unique(
         np.clip(d_max * np.sinh(4.0 * t) / np.sinh(4.0), chi_lo - chi_cl, chi_hi - chi_cl)
     )
     c_edges = chi_cl + d_edges
-    th_edges = theta_max * np.sqrt(np.linspace(0.0, 1.0, 9))
+    th_edges = theta_max * _CELL_SQRT_U
     c_lo, c_hi = c_edges[:-1, None], c_edges[1:, None]
     t_lo, t_hi = th_edges[None, :-1], th_edges[None, 1:]
     vol = (c_hi**3 - c_lo**3) / 3.0 * np.pi * (t_hi**2 - t_lo**2)
