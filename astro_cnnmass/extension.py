@@ -17,11 +17,12 @@ are in :mod:`astro_cnnmass.tags`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from asdf.extension import ManifestExtension
+from asdf.extension import Converter, ManifestExtension
 from asdf.resource import DirectoryResourceMapping
 
-from .tags import MANIFEST_PREFIX, MANIFEST_URI, SCHEMA_PREFIX
+from .tags import MANIFEST_PREFIX, MANIFEST_URI, MODEL_BUNDLE_TAG, SCHEMA_PREFIX
 
 __all__ = ["data_spec_path", "get_extensions", "get_resource_mappings"]
 
@@ -56,15 +57,38 @@ def get_resource_mappings() -> list[DirectoryResourceMapping]:
     ]
 
 
+class _DeferredModelBundleConverter(Converter):
+    """:class:`~astro_cnnmass.model.bundle.ModelBundleConverter`, imported when first used.
+
+    asdf loads every installed extension the first time it opens or writes any file; importing
+    :mod:`astro_cnnmass.model` then would import torch (~2 s), also for a mock catalogue. The
+    type is named as a string, so nothing is imported until a model bundle is read or written.
+    """
+
+    tags = (MODEL_BUNDLE_TAG,)
+    types = ("astro_cnnmass.model.bundle.ModelBundle",)
+
+    @staticmethod
+    def _converter() -> Converter:
+        from .model.bundle import ModelBundleConverter
+
+        return ModelBundleConverter()
+
+    def to_yaml_tree(self, obj: Any, tag: str, ctx: Any) -> Any:
+        return self._converter().to_yaml_tree(obj, tag, ctx)
+
+    def from_yaml_tree(self, node: Any, tag: str, ctx: Any) -> Any:
+        return self._converter().from_yaml_tree(node, tag, ctx)
+
+
 def get_extensions() -> list[ManifestExtension]:
     """The package's ASDF extension (converters for ModelBundle and MockCatalog)."""
     from .mocks.catalog import MockCatalogConverter
-    from .model.bundle import ModelBundleConverter
 
     return [
         ManifestExtension.from_uri(
             MANIFEST_URI,
-            converters=[ModelBundleConverter(), MockCatalogConverter()],
+            converters=[_DeferredModelBundleConverter(), MockCatalogConverter()],
             legacy_class_names=[],
         )
     ]

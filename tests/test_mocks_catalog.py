@@ -115,3 +115,21 @@ def test_interrupted_run_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         generate_catalog(10, seed=1, out=out, progress=False, chunk_size=2)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mock_catalogues_are_written_and_read_without_torch(tmp_path):
+    """asdf loads every extension on first use; ours must not drag torch in for a catalogue."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from astro_cnnmass.mocks import MockCatalog, generate_catalog\n"
+        f"cat = generate_catalog(2, seed=3, out={str(tmp_path / 'c.asdf')!r}, progress=False)\n"
+        "cat.close()\n"
+        f"with MockCatalog.read({str(tmp_path / 'c.asdf')!r}) as back:\n"
+        "    assert back.n_clusters == 6\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]

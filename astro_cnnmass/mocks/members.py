@@ -74,8 +74,9 @@ def smf_number_density(log_mstar_cut: float) -> float:
     return float(np.interp(log_mstar_cut, lm, n))
 
 
+@lru_cache(maxsize=1024)
 def depth_factor(log_mstar_cut: float) -> float:
-    """N(>cut) / N(>10^9.5) from the shape of the GAMA SMF."""
+    """N(>cut) / N(>10^9.5) from the shape of the GAMA SMF (cached: one cut per host)."""
     return smf_number_density(log_mstar_cut) / smf_number_density(9.5)
 
 

@@ -53,6 +53,7 @@ __all__ = ["LOG_M_MIN_NEIGHBOUR", "InfallModel", "matter_overdensity", "sample_s
 _INFALL_GRID = np.geomspace(0.3, 300.0, 160)
 _CELL_T = np.linspace(-1.0, 1.0, 81)
 _CELL_SQRT_U = np.sqrt(np.linspace(0.0, 1.0, 9))
+_SINH4 = np.sinh(4.0)
 for _grid in (_INFALL_GRID, _CELL_T, _CELL_SQRT_U):
     _grid.flags.writeable = False
 
@@ -263,9 +264,9 @@ def sample_surroundings(
     # ---- cell grid for the clustered component
     d_max = max(chi_cl - chi_lo, chi_hi - chi_cl)
     t = _CELL_T
-    d_edges = np.unique(
-        np.clip(d_max * np.sinh(4.0 * t) / np.sinh(4.0), chi_lo - chi_cl, chi_hi - chi_cl)
-    )
+    # sinh and the clip are monotonic: dropping repeats equals np.unique (without its sort)
+    d_edges = np.clip(d_max * np.sinh(4.0 * t) / _SINH4, chi_lo - chi_cl, chi_hi - chi_cl)
+    d_edges = d_edges[np.concatenate(([True], d_edges[1:] != d_edges[:-1]))]
     c_edges = chi_cl + d_edges
     th_edges = theta_max * _CELL_SQRT_U
     c_lo, c_hi = c_edges[:-1, None], c_edges[1:, None]
