@@ -33,6 +33,7 @@ import numpy as np
 from asdf.extension import Converter
 from astropy.table import QTable
 
+from ..plain import plain_python
 from ..tags import MOCK_CATALOG_TAG
 
 __all__ = [
@@ -91,7 +92,7 @@ def content_digest(offsets: Any, galaxies: dict, clusters: dict, meta: dict) -> 
     def _default(obj: Any) -> Any:  # arrays in meta hash by value, whatever their type
         return np.asarray(obj).tolist() if hasattr(obj, "__array__") else str(obj)
 
-    h.update(json.dumps(_plain(meta), sort_keys=True, default=_default).encode())
+    h.update(json.dumps(plain_python(meta), sort_keys=True, default=_default).encode())
     return h.hexdigest()
 
 
@@ -499,7 +500,7 @@ class MockCatalogConverter(Converter):
             dt = GALAXY_COLUMNS.get(k)
             arr = np.asarray(a)
             gal[k] = arr if dt is None or arr.dtype == dt else arr.astype(dt)
-        offsets, clusters, meta = obj.offsets, _tree_arrays(obj.clusters), _plain(obj.meta)
+        offsets, clusters, meta = obj.offsets, _tree_arrays(obj.clusters), plain_python(obj.meta)
         return {
             "n_clusters": obj.n_clusters,
             "offsets": offsets,
@@ -517,7 +518,7 @@ class MockCatalogConverter(Converter):
         cat._offsets = np.asarray(node["offsets"])
         cat._gal = dict(node["galaxies"])
         cat._cl = dict(node["clusters"])
-        cat.meta = _plain(node.get("meta", {}))
+        cat.meta = plain_python(node.get("meta", {}))
         cat._file = None
         sha = node.get("sha256")  # absent in catalogues written before the digest existed
         cat._sha256 = str(sha) if sha is not None else None
@@ -525,17 +526,6 @@ class MockCatalogConverter(Converter):
             raise ValueError("mock catalogue: n_clusters does not match len(offsets) - 1")
         cat._validate()
         return cat
-
-
-def _plain(obj: Any) -> Any:
-    """Plain Python containers/scalars (numpy scalars -> Python) for YAML metadata."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
 
 
 def iter_chunks(cat: MockCatalog, size: int) -> Iterable[MockCatalog]:

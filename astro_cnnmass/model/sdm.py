@@ -78,6 +78,7 @@ from typing import Any
 
 import numpy as np
 
+from ..plain import plain_python
 from .divergences import DEFAULT_K, _as_bags, divergence_kernel, kl_divergence_matrix, project_psd
 
 __all__ = ["SDM", "SDM_1D", "SDM_2D", "cluster_samples", "load_sdm"]
@@ -496,7 +497,7 @@ class SDM:
             "weights": np.asarray(self.weights_, dtype=float),
             "intercept": float(self.intercept_),
             "log_m_train": np.asarray(self.log_m_train_, dtype=float),
-            "info": _plain(self.info_),
+            "info": plain_python(self.info_),
         }
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -625,14 +626,4 @@ def _materialise(obj: Any) -> Any:
         return [_materialise(v) for v in obj]
     if hasattr(obj, "shape") and hasattr(obj, "dtype"):
         return np.array(obj)
-    return obj
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
     return obj
