@@ -298,7 +298,8 @@ class DynamicalMassEstimator:
         z_cluster : ndarray
             Cluster redshifts.
         keep_images : bool
-            Also return the KDE images.
+            Also return the KDE images (float32 on the host path, as the networks read them;
+            float64 on the device path).
         chunk_size : int, optional
             Clusters per chunk for features and network; sets the peak memory. Default
             ``default_chunk_size`` (4096 on the CPU, about 0.1 GB a chunk; 65536 on a GPU).

@@ -81,7 +81,8 @@ class MassEstimate:
     in_cylinder : ndarray of bool or None
         Which rows of ``phase_space`` are inside the cylinder.
     image : ndarray or None
-        The KDE image the network saw (axis 0: velocity, axis 1: radius).
+        The KDE image the network saw (axis 0: velocity, axis 1: radius; float32, computed in
+        float64 and rounded once, as the network reads it).
     cylinder : `~astro_cnnmass.Cylinder`
         The cylinder used.
     ood_score : float
