@@ -12,7 +12,7 @@ Units: masses in Msun/h, comoving distances in Mpc/h, densities in (Msun/h) / (M
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -57,6 +57,8 @@ class Tables:
     conc: dict  # model -> (nz, nm) c200c
     log_r_xi: np.ndarray  # log10 r grid [Mpc/h comoving]
     xi0: np.ndarray  # linear correlation function at z = 0
+    # last interpolated row per halo table, id(table) -> (table, z, row); see _row
+    _row_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------------ background
     def E_of_z(self, z):
@@ -102,7 +104,7 @@ class Tables:
     def _row(self, arr: np.ndarray, z: float) -> np.ndarray:
         """``arr`` (one row per table redshift) interpolated to z; the last row per table is
         kept (read-only), since a host asks for the same z many times."""
-        cache = self.__dict__.setdefault("_row_cache", {})
+        cache = self._row_cache
         hit = cache.get(id(arr))
         if hit is not None and hit[0] is arr and hit[1] == z:
             return hit[2]
