@@ -30,6 +30,8 @@ def test_defaults_and_round_trip():
         ({"sampling_fraction": (0.0, 1.0)}, "sampling_fraction"),
         ({"storage_aperture_mpch": -1.0}, "storage_aperture_mpch"),
         ({"velocity_error_kms": (float("nan"), 30.0)}, "finite"),
+        ({"targeting_gradient": (0.0, 1.5)}, "targeting_gradient"),
+        ({"targeting_aperture_mpch": (0.0, 1.0)}, "targeting_aperture_mpch"),
     ],
 )
 def test_bad_config_raises(changes, match):

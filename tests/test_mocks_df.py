@@ -145,6 +145,30 @@ def test_merger_rich_variant_has_more_mergers(default_3d):
     assert frac[0] > frac[1]
 
 
+def test_central_targeting_variant_observes_only_the_core_and_thins_its_outskirts():
+    from astro_cnnmass.mocks.generator import generate_hosts
+
+    default = generate_hosts(range(30), 5, MockConfig())
+    survey = MockConfig().replace(**GENERATOR_VARIANTS["central_targeting"])
+    targeted = generate_hosts(range(30), 5, survey)
+    c = targeted.clusters
+    assert np.all((c["targeting_aperture_mpch"] >= 0.6) & (c["targeting_aperture_mpch"] <= 1.2))
+    assert np.all(default.clusters["targeting_gradient"] == 0.0)
+    r_t = np.repeat(c["targeting_aperture_mpch"], np.diff(targeted.offsets))
+    x = np.asarray(targeted.R) / r_t
+    assert x.max() < 1.0
+    # completeness 1 - g x inside R_t (g in [0.3, 0.7]): the outer half holds fewer galaxies
+    # than in the same annuli of the default, relative to the inner half
+    d_r_t = np.repeat(c["targeting_aperture_mpch"], np.diff(default.offsets))
+    xd = np.asarray(default.R) / d_r_t
+    ratio_t = np.mean(x > 0.5) / np.mean(x < 0.5)
+    ratio_d = np.mean((xd > 0.5) & (xd < 1)) / np.mean(xd < 0.5)
+    assert ratio_t < 0.85 * ratio_d
+    # everything else is the default's: the same hosts, truth and 3D members
+    assert np.array_equal(c["log_m200c"], default.clusters["log_m200c"])
+    assert np.array_equal(c["n_members_3d"], default.clusters["n_members_3d"])
+
+
 def test_every_variant_has_a_seed_offset_and_builds():
     for name, over in GENERATOR_VARIANTS.items():
         assert name in VARIANT_SEED_OFFSETS

@@ -238,11 +238,37 @@ def test_sampling_robustness_report(v2_bundle):
     from astro_cnnmass.model.evaluation import format_summary
     from astro_cnnmass.model.robustness import _robustness_lines
 
+    for key in ("core_0.8", "gradient_0.7"):
+        assert rob[key]["cnn"]["n"] > 0 and "targeting" in rob[key]["selection"]
+        assert 0 < rob[key]["fraction"] < 1  # median kept fraction
+    no_targeting = sampling_robustness(
+        pred, prep, ref, m_sigma=law, n_min_kept=5, seed=0, targeting={}
+    )
+    assert "core_0.8" not in no_targeting
+    assert no_targeting["random_0.5"] == rob["random_0.5"]  # targeting draws come last
     lines = _robustness_lines(rob)
     assert any("random_0.3" in line for line in lines) and "d eps / d log10 N" in lines[-1]
     assert format_summary is not None
     with pytest.raises(ValueError, match="keep_galaxies"):
         sampling_robustness(pred, {k: v for k, v in prep.items() if k != "galaxies"}, ref)
+
+
+def test_targeted_selection_keeps_only_the_core_with_a_falling_completeness():
+    from astro_cnnmass.model.robustness import _pick_targeted, _subset_packed
+
+    rng = np.random.default_rng(4)
+    R = rng.uniform(0.0, 1.6, 40000)
+    gal = {"R": R, "offsets": np.array([0, 10000, 20000, 30000, 40000])}
+    rows = np.array([1, 3])
+    idx, off = _pick_targeted(gal, rows, (0.8, 0.0), rng)
+    assert np.all(R[idx] < 0.8) and np.all((idx >= 10000) & (idx < 40000))
+    assert np.allclose(np.diff(off), 5000, rtol=0.05)  # every galaxy inside R_t kept
+    idx, off = _pick_targeted(gal, rows, (1.6, 0.7), rng)
+    inner, outer = np.mean(R[idx] < 0.4), np.mean(R[idx] > 1.2)
+    # completeness 1 - 0.7 R/1.6: mean 0.9125 in [0, 0.4], 0.3875 in [1.2, 1.6]
+    assert inner / outer == pytest.approx(0.9125 / 0.3875, rel=0.08)
+    sub, sub_off = _subset_packed(idx, off, np.array([False, True]))
+    assert np.array_equal(sub, idx[off[1] :]) and sub_off[-1] == off[2] - off[1]
 
 
 def test_old_configs_without_the_new_keys_build_the_v1_network():

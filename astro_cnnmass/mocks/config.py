@@ -167,6 +167,14 @@ class MockConfig:
     fibre_collision_p : tuple
         Strength p_fc of fibre collisions (a pair closer than the fibre size loses one galaxy with
         probability 0.7 p_fc).
+    targeting_aperture_mpch : tuple
+        Radius of the spectroscopic targeting (physical Mpc/h, per line of sight): galaxies
+        projected beyond it are not observed (a field of view or a target list limited to the
+        core). The default, larger than the storage aperture, cuts nothing.
+    targeting_gradient : tuple
+        Fall of the targeting completeness with radius, per line of sight: a galaxy at projected
+        radius R inside the targeting aperture R_t is kept with (1 − g R / R_t) times the other
+        completeness factors (0: uniform targeting, the default).
     fibre_angle_arcsec : float
         Fibre collision angle (SDSS: 55 arcsec).
     miscentring_fraction, miscentring_scale_r200c : tuple
@@ -239,6 +247,8 @@ class MockConfig:
     sampling_fraction: tuple[float, float] = _r(0.5, 1.0)
     completeness_width_dex: tuple[float, float] = _r(0.0, 0.3)
     fibre_collision_p: tuple[float, float] = _r(0.0, 1.0)
+    targeting_aperture_mpch: tuple[float, float] = _r(10.0, 10.0)
+    targeting_gradient: tuple[float, float] = _r(0.0, 0.0)
     fibre_angle_arcsec: float = 55.0
     miscentring_fraction: tuple[float, float] = _r(0.0, 0.3)
     miscentring_scale_r200c: tuple[float, float] = _r(0.05, 0.25)
@@ -337,6 +347,7 @@ class MockConfig:
             "p_merger",
             "sampling_fraction",
             "fibre_collision_p",
+            "targeting_gradient",
             "miscentring_fraction",
             "catastrophic_fraction",
         )
@@ -356,6 +367,7 @@ class MockConfig:
             "x_turnaround", "x_splashback", "infall_delta1", "infall_slope", "field_sigma_kms",
             "neighbour_bias", "field_density", "filament_radius_mpch", "om_ra_rs",
             "turnaround_delta", "stream_amplitude", "stream_sigma_t_ratio",
+            "targeting_aperture_mpch",
         )  # fmt: skip
         for name in strictly_positive:
             if getattr(self, name)[0] <= 0:

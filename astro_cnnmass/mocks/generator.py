@@ -39,8 +39,10 @@ __all__ = [
 GENERATOR_NAME = "astro_cnnmass.mocks"
 #: Version of the generator physics (bump when the output for a given seed changes).
 #: 2.0 (issue 12): members from distribution functions, infalling stream, infall-driven
-#: subgroups and mergers.
-GENERATOR_VERSION = "2.0"
+#: subgroups and mergers. 2.1: survey targeting (a targeting radius and a radial completeness
+#: gradient per line of sight, off by default: with the default configuration every 2.0 column
+#: is unchanged, two columns are added).
+GENERATOR_VERSION = "2.1"
 #: Extra LOS velocity window [km/s] beyond the storage v_cut that the surroundings cover.
 _V_MARGIN = 2000.0
 

@@ -18,6 +18,14 @@ Generator steps G8–G9.
 * Incompleteness: random sampling fraction ∈ [0.5, 1] (Ho et al. 2019 test sampling-rate
   stability) times a linear completeness ramp of width w ∈ [0, 0.3] dex above the stellar-mass cut
   (fainter galaxies missed first) [A].
+* Targeting (off by default; randomized in the bundled model's training set and in the
+  ``central_targeting`` variant): a per-line-of-sight targeting radius R_t (physical Mpc/h)
+  beyond which nothing is observed, and a completeness falling linearly with radius inside it,
+  1 − g R/R_t. Cluster redshift surveys choose their targets by field of view, distance from
+  the centre and colour: WINGS-SPE (Cava et al. 2009, arXiv:0812.2022) observes the fields of
+  its wide-field imaging of nearby clusters, HeCS (Rines et al. 2013, ApJ 767, 15) targets
+  red-sequence galaxies out to the infall region. A model must not read the radial profile of
+  the *observed* galaxies that a targeting strategy leaves as a property of the cluster [A].
 * Fibre collisions: a galaxy with k neighbours closer than 55″ (SDSS; NYU-VAGC "Fixing
   collisions") is lost with probability 0.7 p_fc k/(k+1) (one fibre per collision group and tile;
   ≈ 70 % of collided pairs are outside tile overlaps), p_fc ∈ [0, 1] [A].
@@ -50,6 +58,8 @@ def draw_los_params(rng: np.random.Generator, h: dict, cfg: MockConfig) -> dict:
         "sampling_fraction": _u(rng, cfg.sampling_fraction),
         "completeness_width_dex": _u(rng, cfg.completeness_width_dex),
         "fibre_collision_p": _u(rng, cfg.fibre_collision_p),
+        "targeting_aperture_mpch": _u(rng, cfg.targeting_aperture_mpch),
+        "targeting_gradient": _u(rng, cfg.targeting_gradient),
         "miscentring_fraction": _u(rng, cfg.miscentring_fraction),
         "miscentring_scale_r200c": _u(rng, cfg.miscentring_scale_r200c),
         "velocity_offset_frac": _u(rng, cfg.velocity_offset_frac),
@@ -119,6 +129,11 @@ def observe(
     w = p["completeness_width_dex"]
     lms = gal["log_mstar"]
     ramp = np.clip((lms - h["log_mstar_cut"]) / w, 0.0, 1.0) if w > 0 else 1.0
+    r_t, g_t = p["targeting_aperture_mpch"], p["targeting_gradient"]
+    if r_t < cfg.storage_aperture_mpch or g_t > 0:
+        # survey targeting: nothing beyond R_t, completeness falling as 1 − g R/R_t inside
+        keep &= R < r_t
+        ramp = ramp * (1.0 - g_t * np.minimum(R / r_t, 1.0))
     keep &= rng.random(v.size) < p["sampling_fraction"] * ramp
     idx = np.flatnonzero(keep)
     # ---- fibre collisions

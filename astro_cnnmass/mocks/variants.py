@@ -11,12 +11,29 @@ from __future__ import annotations
 
 __all__ = ["GENERATOR_VARIANTS", "TRAINING_OVERRIDES", "VARIANT_SEED_OFFSETS"]
 
-#: Overrides of the default generator for the bundled model's training mocks: survey depth (the
-#: stellar-mass limit of the spectroscopic sample) and sampling completeness vary widely between
-#: surveys and with redshift (SDSS main sample, r < 17.77: about 10^9.5 Msun at z = 0.05 and
-#: 10^10.8 at z = 0.2; Strauss et al. 2002, arXiv:astro-ph/0206225), so the training set spans
-#: them broadly and the network cannot lean on one survey's richness-mass relation.
-TRAINING_OVERRIDES: dict = {"log_mstar_cut": (8.9, 10.5), "sampling_fraction": (0.3, 1.0)}
+#: Overrides of the default generator for the bundled model's training mocks.
+#:
+#: * Survey depth (the stellar-mass limit of the spectroscopic sample) and sampling completeness
+#:   vary widely between surveys and with redshift (SDSS main sample, r < 17.77: about
+#:   10^9.5 Msun at z = 0.05 and 10^10.8 at z = 0.2; Strauss et al. 2002,
+#:   arXiv:astro-ph/0206225), so the training set spans them broadly and the network cannot lean
+#:   on one survey's richness-mass relation.
+#: * Targeting (model v3): how far out a survey targets and how its completeness falls with
+#:   radius differ from survey to survey (``astro_cnnmass.mocks.observe``); the training set
+#:   spans targeting radii of 0.5–4 physical Mpc/h and completeness gradients of 0–0.7, so the
+#:   network cannot read the radial profile of the observed galaxies as mass (the
+#:   ``central_targeting`` variant measures what a model trained without it does).
+#: * Infall strength (model v3): the infalling density term of N-body haloes scatters by up to
+#:   1 dex from halo to halo (Diemer 2022, arXiv:2112.03921), and the default range of its
+#:   normalisation (δ1 ∈ [5, 20], 0.6 dex) leaves the cylinders cooler relative to their members
+#:   than N-body interloper fits (docs/mocks.rst, K3), so the training set spans δ1 ∈ [5, 40].
+TRAINING_OVERRIDES: dict = {
+    "log_mstar_cut": (8.9, 10.5),
+    "sampling_fraction": (0.3, 1.0),
+    "targeting_aperture_mpch": (0.5, 4.0),
+    "targeting_gradient": (0.0, 0.7),
+    "infall_delta1": (5.0, 40.0),
+}
 
 GENERATOR_VARIANTS: dict[str, dict] = {
     # Ho et al. 2019 (arXiv:1902.05950)-like selection: satellites only (no field or cluster
@@ -71,6 +88,10 @@ GENERATOR_VARIANTS: dict[str, dict] = {
     # Merger-rich: most hosts have infalling subgroups and a third to a half a major-merger
     # companion (the default follows §4.6: p_sub ∈ [0.2, 0.45], p_merger ∈ [0, 0.1]).
     "merger_rich": {"p_substructure": (0.6, 0.9), "p_merger": (0.3, 0.5)},
+    # ---- targeting: a survey that observes only the core (targeting radius 0.6–1.2 physical
+    # Mpc/h, inside the model's 1.6 Mpc/h cylinder) with completeness falling by 30–70 % out to
+    # that radius (``astro_cnnmass.mocks.observe``).
+    "central_targeting": {"targeting_aperture_mpch": (0.6, 1.2), "targeting_gradient": (0.3, 0.7)},
 }
 
 #: Seed offsets of the variant catalogues in the model card (the same offset twice is harmless:
@@ -88,4 +109,5 @@ VARIANT_SEED_OFFSETS: dict[str, int] = {
     "no_infall": 109,
     "strong_infall": 110,
     "merger_rich": 111,
+    "central_targeting": 112,
 }

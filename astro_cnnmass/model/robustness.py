@@ -4,7 +4,9 @@
 galaxies, and to the 50 % of largest stellar mass, a magnitude-limit-like cut), predicts again
 with the CNN and the M–σ baseline on the *same* subsets, and reports the median and 16–84 %
 width of log M(thinned) − log M(all), the residuals and interval coverage of the thinned
-predictions, and dε/dlog10 N at fixed true mass (:func:`slope_eps_log_n`).
+predictions, and dε/dlog10 N at fixed true mass (:func:`slope_eps_log_n`). It also applies two
+survey-targeting selections (:data:`TARGETING_SELECTIONS`): only the core observed, and a
+completeness falling with radius.
 :func:`astro_cnnmass.model.evaluation.evaluate_model` runs it for every model.
 """
 
@@ -20,6 +22,7 @@ from .metrics import MASS_RANGE, interval_coverage, residual_stats
 __all__ = [
     "MAGNITUDE_FRACTIONS",
     "ROBUSTNESS_FRACTIONS",
+    "TARGETING_SELECTIONS",
     "percentile_summary",
     "sampling_robustness",
     "slope_eps_log_n",
@@ -30,6 +33,14 @@ __all__ = [
 ROBUSTNESS_FRACTIONS = (0.7, 0.5, 0.3)
 #: Kept fractions of the magnitude-limit-like test (the galaxies of largest stellar mass).
 MAGNITUDE_FRACTIONS = (0.5,)
+#: Survey-targeting tests, name -> (targeting radius R_t [physical Mpc/h], gradient g): a galaxy
+#: at projected radius R is kept with probability 1 − g R/R_t if R < R_t (the targeting of
+#: ``astro_cnnmass.mocks.observe``). ``core_0.8``: only R < 0.8 Mpc/h observed, completely;
+#: ``gradient_0.7``: completeness falling from 1 at the centre to 0.3 at 1.6 Mpc/h.
+TARGETING_SELECTIONS: dict[str, tuple[float, float]] = {
+    "core_0.8": (0.8, 0.0),
+    "gradient_0.7": (1.6, 0.7),
+}
 
 
 def percentile_summary(d: np.ndarray) -> dict[str, float]:
@@ -98,6 +109,7 @@ def sampling_robustness(
     m_sigma: Any = None,
     fractions: tuple[float, ...] = ROBUSTNESS_FRACTIONS,
     magnitude_fractions: tuple[float, ...] = MAGNITUDE_FRACTIONS,
+    targeting: dict[str, tuple[float, float]] | None = None,
     n_min_kept: int = 10,
     mass_range: tuple[float, float] = MASS_RANGE,
     seed: Any = 0,
@@ -122,6 +134,9 @@ def sampling_robustness(
         The M–σ baseline, evaluated on the same subsets.
     fractions, magnitude_fractions : tuple of float
         Kept fractions (random; largest ``log_mstar``).
+    targeting : dict, optional
+        Survey-targeting selections, name -> (R_t [physical Mpc/h], g); default
+        :data:`TARGETING_SELECTIONS`, ``{}`` for none.
     n_min_kept : int
         Smallest kept count entering the statistics (galaxies).
     mass_range : (float, float)
@@ -131,7 +146,8 @@ def sampling_robustness(
     Returns
     -------
     dict
-        Per test (``"random_0.7"``, ..., ``"brightest_0.5"``): ``cnn`` and ``m_sigma``
+        Per test (``"random_0.7"``, ..., ``"brightest_0.5"``, ``"core_0.8"``,
+        ``"gradient_0.7"``): ``cnn`` and ``m_sigma``
         summaries of Δ = log M(thinned) − log M(all) (``median``, ``p16``, ``p84``, ``width``,
         ``mean``, ``n``; dex), ``cnn_eps`` (residual statistics of the thinned predictions
         against the truth) and, with a predicted std, ``coverage`` (68 %/90 %);
@@ -153,9 +169,11 @@ def sampling_robustness(
     n_full = prep["n_gal"][rows]
     ref = reference[rows]
     ms_full = m_sigma.predict_log_mass(prep["sigma"][rows]) if m_sigma is not None else None
-    tests = [(f"random_{f:g}", f, None) for f in fractions]
+    tests: list[tuple[str, float, Any]] = [(f"random_{f:g}", f, None) for f in fractions]
     if "log_mstar" in gal:
         tests += [(f"brightest_{f:g}", f, "log_mstar") for f in magnitude_fractions]
+    targeting = TARGETING_SELECTIONS if targeting is None else targeting
+    tests += [(name, math.nan, sel) for name, sel in targeting.items()]
     out: dict[str, Any] = {"mass_range": list(mass_range), "n_min_kept": int(n_min_kept)}
     pooled = {
         "eps": [ref - m[rows]],
@@ -164,9 +182,16 @@ def sampling_robustness(
         "log_n": [np.log10(n_full)],
     }
     for name, f, key in tests:
-        keep = np.round(f * n_full).astype(np.int64)
-        use = keep >= n_min_kept
-        pick, new_off = _pick(gal, rows[use], keep[use], rng, key)
+        if isinstance(key, tuple):  # survey targeting
+            pick_all, off_all = _pick_targeted(gal, rows, key, rng)
+            use = np.diff(off_all) >= n_min_kept
+            pick, new_off = _subset_packed(pick_all, off_all, use)
+            selection = f"targeting R_t = {key[0]:g} Mpc/h, g = {key[1]:g}"
+        else:
+            keep = np.round(f * n_full).astype(np.int64)
+            use = keep >= n_min_kept
+            pick, new_off = _pick(gal, rows[use], keep[use], rng, key)
+            selection = "random" if key is None else f"largest {key}"
         images, valid = kde_images(gal["R"][pick], gal["v"][pick], new_off, config)
         images = np.asarray(images, dtype=np.float32)
         images[~np.asarray(valid, dtype=bool)] = np.nan
@@ -174,8 +199,8 @@ def sampling_robustness(
         pred = predictor.predict(images, prep["z"][rows[use]], n=n_kept)
         delta = pred["mean"] - ref[use]
         res: dict[str, Any] = {
-            "fraction": float(f),
-            "selection": "random" if key is None else f"largest {key}",
+            "fraction": float(f) if math.isfinite(f) else float(np.median(n_kept / n_full[use])),
+            "selection": selection,
             "cnn": percentile_summary(delta),
             "cnn_eps": residual_stats(pred["mean"] - m[rows[use]]),
         }
@@ -220,6 +245,35 @@ def _pick(
     gidx = np.repeat(off[rows] - sub[:-1], sizes) + np.arange(sub[-1])
     kidx, new_off = thin_packed(sub, keep, rng, key=None if key is None else gal[key][gidx])
     return gidx[kidx], new_off
+
+
+def _pick_targeted(
+    gal: dict, rows: np.ndarray, selection: tuple[float, float], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and offsets of the galaxies of ``rows`` that a survey targeting keeps.
+
+    A galaxy at projected radius R is kept with probability 1 − g R/R_t if R < R_t.
+    """
+    r_t, g = selection
+    off = np.asarray(gal["offsets"], dtype=np.int64)
+    sizes = off[rows + 1] - off[rows]
+    sub = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    gidx = np.repeat(off[rows] - sub[:-1], sizes) + np.arange(sub[-1])
+    R = np.asarray(gal["R"], dtype=np.float64)[gidx]
+    kept = (R < r_t) & (rng.random(R.size) < 1.0 - g * np.minimum(R / r_t, 1.0))
+    cid = np.repeat(np.arange(rows.size), sizes)
+    counts = np.bincount(cid[kept], minlength=rows.size)
+    return gidx[kept], np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def _subset_packed(
+    index: np.ndarray, offsets: np.ndarray, use: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The packed clusters flagged in ``use`` (galaxy indices and offsets)."""
+    counts = np.diff(offsets)
+    cid = np.repeat(np.arange(counts.size), counts)
+    keep = use[cid]
+    return index[keep], np.concatenate([[0], np.cumsum(counts[use])]).astype(np.int64)
 
 
 def _robustness_lines(rob: dict[str, Any] | None) -> list[str]:
