@@ -310,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--config",
         default=None,
-        help="generator variant name of astro_cnnmass.mocks.variants (default: none)",
+        help="generator variant name of astro_cnnmass.mocks.variants, or 'training' for the "
+        "bundled model's training set (TRAINING_OVERRIDES; default: the default generator)",
     )
     p.add_argument(
         "--ho-hosts",
@@ -329,11 +330,16 @@ def main(argv: list[str] | None = None) -> int:
         radial_velocity_profile,
         validation_summary,
     )
-    from astro_cnnmass.mocks.variants import GENERATOR_VARIANTS
+    from astro_cnnmass.mocks.variants import GENERATOR_VARIANTS, TRAINING_OVERRIDES
 
     cfg = MockConfig()
-    if args.config:
+    if args.config == "training":
+        cfg = cfg.replace(**TRAINING_OVERRIDES)
+    elif args.config in GENERATOR_VARIANTS:
         cfg = cfg.replace(**GENERATOR_VARIANTS[args.config])
+    elif args.config:
+        known = ["training", *sorted(GENERATOR_VARIANTS)]
+        p.error(f"--config: unknown set-up {args.config!r}; known: {known}")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.catalog is not None:
         cat = MockCatalog.read(args.catalog)

@@ -1,10 +1,12 @@
-"""Rebuild the bundled CNN_2D model (v2) from scratch, reproducibly.
+"""Rebuild the bundled CNN_2D model (v3) from scratch, reproducibly.
 
-This is the documented pipeline behind ``astro_cnnmass/data/cnn2d_default.asdf`` (model v2; the
-v1 bundle stays loadable from ``astro_cnnmass/data/cnn2d_v1.asdf``):
+This is the documented pipeline behind ``astro_cnnmass/data/cnn2d_default.asdf`` (model v3; the
+v2 and v1 bundles stay loadable from ``astro_cnnmass/data/cnn2d_v2.asdf`` and ``cnn2d_v1.asdf``):
 
 1. training mocks: ``--train-hosts`` 3D hosts x 3 lines of sight, flat in log10 M200c over
-   [13.5, 15.5], z in [0.01, 0.3], all nuisance physics randomized (seed ``--seed``);
+   [13.5, 15.5], z in [0.01, 0.3], all nuisance physics randomized (seed ``--seed``), with the
+   wider survey and infall ranges of ``astro_cnnmass.mocks.variants.TRAINING_OVERRIDES``
+   (depth, sampling, targeting radius and radial completeness, infall normalisation);
 2. held-out test mocks: independent hosts (seed ``--seed + 1``), never seen in training, used
    only for the reported figures (no tuning);
 3. robustness test sets from *other* generator settings (the variants below), never trained on;
@@ -21,14 +23,14 @@ v1 bundle stays loadable from ``astro_cnnmass/data/cnn2d_v1.asdf``):
    and under a stellar-mass cut, dε/dlog10 N) and on the variant sets (bias and scatter of
    CNN_2D, CNN_1D and M–σ per variant); metrics JSON and figures in ``--out``.
 
-Run (the build of model v2; about 60-75 minutes on 2 CPU cores, mocks, both networks and the
+Run (the build of model v3; about 60 minutes on 2 CPU cores, mocks, both networks and the
 evaluation included)::
 
-    python scripts/build_default_model.py --out runs/v2 --install
+    python scripts/build_default_model.py --out runs/v3 --ensemble 3 --install
 
-``--install`` copies ``runs/v2/cnn2d.asdf`` to ``astro_cnnmass/data/cnn2d_default.asdf``, after
-keeping the bundle it replaces as ``astro_cnnmass/data/cnn2d_v1.asdf`` if that file does not exist
-yet.
+``--install`` copies ``runs/v3/cnn2d.asdf`` to ``astro_cnnmass/data/cnn2d_default.asdf``, after
+keeping the bundle it replaces as ``astro_cnnmass/data/cnn2d_v2.asdf`` (``--keep-previous-as``)
+if that file does not exist yet.
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ from astro_cnnmass.model.commands import add_sampling_invariance_arguments
 from astro_cnnmass.model.evaluation import evaluate_model
 from astro_cnnmass.model.training import train_model
 
-#: The command that builds the bundled model v2 (also stored in the bundle, training["command"]).
-BUILD_COMMAND = "python scripts/build_default_model.py --out runs/v2 --install"
+#: The command that builds the bundled model v3 (also stored in the bundle, training["command"]).
+BUILD_COMMAND = "python scripts/build_default_model.py --out runs/v3 --ensemble 3 --install"
 
 
 def _log(msg: str) -> None:
@@ -110,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         "--install",
         action="store_true",
         help="copy the CNN_2D bundle to astro_cnnmass/data/cnn2d_default.asdf",
+    )
+    p.add_argument(
+        "--keep-previous-as",
+        default="cnn2d_v2.asdf",
+        help="with --install: file name (next to the default) under which the bundle it "
+        "replaces is kept, if that file does not exist yet",
     )
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -192,10 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     _log(f"report written to {out / 'report.json'}")
     if args.install:
         target = bundled_model_path()
-        v1 = target.with_name("cnn2d_v1.asdf")
-        if target.exists() and not v1.exists():  # keep the bundle it replaces, once
-            shutil.copyfile(target, v1)
-            _log(f"kept the previous bundle as {v1}")
+        previous = target.with_name(args.keep_previous_as)
+        if target.exists() and not previous.exists():  # keep the bundle it replaces, once
+            shutil.copyfile(target, previous)
+            _log(f"kept the previous bundle as {previous}")
         shutil.copyfile(out / "cnn2d.asdf", target)
         _log(f"installed {out / 'cnn2d.asdf'} as {target}")
     return 0
