@@ -5,7 +5,7 @@ galaxies, and to the 50 % of largest stellar mass, a magnitude-limit-like cut), 
 with the CNN and the M–σ baseline on the *same* subsets, and reports the median and 16–84 %
 width of log M(thinned) − log M(all), the residuals and interval coverage of the thinned
 predictions, and dε/dlog10 N at fixed true mass (:func:`slope_eps_log_n`). It also applies two
-survey-targeting selections (:data:`TARGETING_SELECTIONS`): only the core observed, and a
+survey-targeting selections (``TARGETING_SELECTIONS``): only the core observed, and a
 completeness falling with radius.
 :func:`astro_cnnmass.model.evaluation.evaluate_model` runs it for every model.
 """
@@ -136,7 +136,7 @@ def sampling_robustness(
         Kept fractions (random; largest ``log_mstar``).
     targeting : dict, optional
         Survey-targeting selections, name -> (R_t [physical Mpc/h], g); default
-        :data:`TARGETING_SELECTIONS`, ``{}`` for none.
+        ``TARGETING_SELECTIONS``, ``{}`` for none.
     n_min_kept : int
         Smallest kept count entering the statistics (galaxies).
     mass_range : (float, float)
