@@ -71,6 +71,7 @@ def components(est: DynamicalMassEstimator, R, v, offsets, z, res) -> dict[str, 
         z[ok],
         summaries={k: a[ok] for k, a in summaries.items()},
         log_mass=res["log_mass"][ok],
+        n=np.asarray(res["n"])[ok],  # models with the galaxy-count input (v2 on) need it
     )
     out = {}
     for name, part in parts.items():

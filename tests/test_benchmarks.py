@@ -2,8 +2,9 @@
 
 A script that no longer imports (a module moved, a name renamed) would otherwise only be found
 when someone next measures with it; ``bench_features.py`` was broken that way for a while.
-Every script must answer ``--help``; the two throughput scripts also run end to end on a tiny
-catalogue and print their JSON.
+Every script must answer ``--help``; the two throughput scripts and the out-of-domain benchmark
+also run end to end on a tiny catalogue and print their JSON (``ood_detection.py`` failed on the
+models with the galaxy-count input until it passed the counts).
 """
 
 import json
@@ -51,3 +52,12 @@ def test_entry_point_benchmark_runs_every_entry_point():
     assert set(runs) == {"predict_packed", "estimate_catalog", "estimate_many",
                          "estimate_phase_spaces"}  # fmt: skip
     assert all(r["n_ok"] > 250 and r["clusters_per_s"] > 0 for r in runs.values())
+
+
+def test_ood_benchmark_runs_on_the_bundled_model():
+    proc = _run("ood_detection.py", "--draws", "4", "--n", "50", "--hosts", "0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    kinds = json.loads(proc.stdout)["kinds"]
+    assert set(kinds) >= {"random_field", "ring", "cold_spike"}
+    # a velocity spike colder than any halo is flagged whatever the model
+    assert kinds["cold_spike"]["50"]["flagged"] == 1.0
