@@ -170,7 +170,8 @@ class MockConfig:
     targeting_aperture_mpch : tuple
         Radius of the spectroscopic targeting (physical Mpc/h, per line of sight): galaxies
         projected beyond it are not observed (a field of view or a target list limited to the
-        core). The default, larger than the storage aperture, cuts nothing.
+        core). The default, 10 Mpc/h, cuts nothing inside any storage aperture up to 10 Mpc/h
+        (default 2.5).
     targeting_gradient : tuple
         Fall of the targeting completeness with radius, per line of sight: a galaxy at projected
         radius R inside the targeting aperture R_t is kept with (1 − g R / R_t) times the other
