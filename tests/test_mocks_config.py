@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from astro_cnnmass.exceptions import InputError
-from astro_cnnmass.mocks import MockConfig, MockConfigError, generate_catalog
+from astro_cnnmass.mocks import MockCatalog, MockConfig, MockConfigError, generate_catalog
 from astro_cnnmass.mocks.halos import convert_mass
 from astro_cnnmass.mocks.tables import get_tables
 
@@ -74,3 +74,22 @@ def test_mass_function_and_conversions_match_physics_note():
     # Tinker08 prior: sampled masses follow the HMF (steeply falling)
     lms = t.sample_masses(np.random.default_rng(0), 20000, 0.117, 13.5, 15.5)
     assert np.mean(lms < 14.0) > 0.7
+
+
+def test_mocks_command_presets_give_the_training_set_and_the_variants(tmp_path):
+    from astro_cnnmass.cli import main
+    from astro_cnnmass.mocks.cli import PRESETS, preset_config
+    from astro_cnnmass.mocks.variants import GENERATOR_VARIANTS, TRAINING_OVERRIDES
+
+    assert preset_config("training") == MockConfig().replace(**TRAINING_OVERRIDES)
+    assert set(GENERATOR_VARIANTS) <= set(PRESETS)
+    with pytest.raises(MockConfigError, match="unknown preset"):
+        preset_config("deepest_survey")
+    out = tmp_path / "core.asdf"
+    argv = ["mocks", "--n-hosts", "3", "--seed", "2", "--out", str(out), "--no-progress"]
+    assert main([*argv, "--preset", "central_targeting"]) == 0
+    cat = MockCatalog.read(out)
+    r_t = np.asarray(cat.clusters["targeting_aperture_mpch"])
+    assert np.all((r_t >= 0.6) & (r_t <= 1.2))
+    assert np.all(np.asarray(cat.R) < np.repeat(r_t, np.diff(cat.offsets)))
+    cat.close()

@@ -21,7 +21,14 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["add_mocks_subparser", "run_mocks_command"]
+from .config import MockConfig, MockConfigError
+from .variants import GENERATOR_VARIANTS, TRAINING_OVERRIDES
+
+__all__ = ["PRESETS", "add_mocks_subparser", "preset_config", "run_mocks_command"]
+
+#: Names accepted by ``astro-cnnmass mocks --preset``: the default generator, the Ho et al.
+#: (2019) analogue, the bundled model's training set and every generator variant.
+PRESETS: tuple[str, ...] = ("default", "ho2019", "training", *GENERATOR_VARIANTS)
 
 
 def add_mocks_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -56,9 +63,11 @@ def add_mocks_subparser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     )
     p.add_argument(
         "--preset",
-        choices=("default", "ho2019"),
+        choices=PRESETS,
         default="default",
-        help="starting configuration (ho2019: satellites only, z=0.117, no survey effects)",
+        help="starting configuration: ho2019 (satellites only, z=0.117, no survey effects), "
+        "training (the bundled model's training set: wider survey depth, sampling, targeting "
+        "and infall ranges) or a generator variant of astro_cnnmass.mocks.variants",
     )
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.set_defaults(func=run_mocks_command)
@@ -94,12 +103,24 @@ def run_mocks_command(args: argparse.Namespace) -> int:
         return _run_mocks(args)
 
 
+def preset_config(name: str) -> MockConfig:
+    """The starting configuration named by ``--preset`` (see :data:`PRESETS`)."""
+    if name == "ho2019":
+        return MockConfig.ho2019()
+    if name == "training":
+        return MockConfig().replace(**TRAINING_OVERRIDES)
+    if name in GENERATOR_VARIANTS:
+        return MockConfig().replace(**GENERATOR_VARIANTS[name])
+    if name == "default":
+        return MockConfig()
+    raise MockConfigError(f"unknown preset {name!r}; known: {list(PRESETS)}")
+
+
 def _run_mocks(args: argparse.Namespace) -> int:
-    from .config import MockConfig, MockConfigError
     from .generator import generate_catalog
 
     try:
-        cfg = MockConfig.ho2019() if args.preset == "ho2019" else MockConfig()
+        cfg = preset_config(args.preset)
         if args.config is not None:
             overrides = json.loads(Path(args.config).read_text())
             if not isinstance(overrides, dict):
