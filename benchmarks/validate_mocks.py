@@ -310,8 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--config",
         default=None,
-        help="generator variant name of astro_cnnmass.mocks.variants, or 'training' for the "
-        "bundled model's training set (TRAINING_OVERRIDES; default: the default generator)",
+        help="a named set-up of astro_cnnmass.mocks.variants.PRESETS: a generator variant, "
+        "'training' (the bundled model's training set) or 'ho2019' (default: the default "
+        "generator)",
     )
     p.add_argument(
         "--ho-hosts",
@@ -330,16 +331,11 @@ def main(argv: list[str] | None = None) -> int:
         radial_velocity_profile,
         validation_summary,
     )
-    from astro_cnnmass.mocks.variants import GENERATOR_VARIANTS, TRAINING_OVERRIDES
+    from astro_cnnmass.mocks.variants import PRESETS, preset_config
 
-    cfg = MockConfig()
-    if args.config == "training":
-        cfg = cfg.replace(**TRAINING_OVERRIDES)
-    elif args.config in GENERATOR_VARIANTS:
-        cfg = cfg.replace(**GENERATOR_VARIANTS[args.config])
-    elif args.config:
-        known = ["training", *sorted(GENERATOR_VARIANTS)]
-        p.error(f"--config: unknown set-up {args.config!r}; known: {known}")
+    if args.config is not None and args.config not in PRESETS:
+        p.error(f"--config: unknown set-up {args.config!r}; known: {list(PRESETS)}")
+    cfg = preset_config(args.config or "default")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.catalog is not None:
         cat = MockCatalog.read(args.catalog)

@@ -78,8 +78,12 @@ def test_mass_function_and_conversions_match_physics_note():
 
 def test_mocks_command_presets_give_the_training_set_and_the_variants(tmp_path):
     from astro_cnnmass.cli import main
-    from astro_cnnmass.mocks.cli import PRESETS, preset_config
-    from astro_cnnmass.mocks.variants import GENERATOR_VARIANTS, TRAINING_OVERRIDES
+    from astro_cnnmass.mocks.variants import (
+        GENERATOR_VARIANTS,
+        PRESETS,
+        TRAINING_OVERRIDES,
+        preset_config,
+    )
 
     assert preset_config("training") == MockConfig().replace(**TRAINING_OVERRIDES)
     assert set(GENERATOR_VARIANTS) <= set(PRESETS)

@@ -21,14 +21,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from .config import MockConfig, MockConfigError
-from .variants import GENERATOR_VARIANTS, TRAINING_OVERRIDES
+from .config import MockConfigError
+from .variants import PRESETS, preset_config
 
-__all__ = ["PRESETS", "add_mocks_subparser", "preset_config", "run_mocks_command"]
-
-#: Names accepted by ``astro-cnnmass mocks --preset``: the default generator, the Ho et al.
-#: (2019) analogue, the bundled model's training set and every generator variant.
-PRESETS: tuple[str, ...] = ("default", "ho2019", "training", *GENERATOR_VARIANTS)
+__all__ = ["add_mocks_subparser", "run_mocks_command"]
 
 
 def add_mocks_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -101,19 +97,6 @@ def run_mocks_command(args: argparse.Namespace) -> int:
     """Run the ``mocks`` sub-command; returns the process exit status (1 on an error)."""
     with _sigterm_cleans_up():
         return _run_mocks(args)
-
-
-def preset_config(name: str) -> MockConfig:
-    """The starting configuration named by ``--preset`` (see :data:`PRESETS`)."""
-    if name == "ho2019":
-        return MockConfig.ho2019()
-    if name == "training":
-        return MockConfig().replace(**TRAINING_OVERRIDES)
-    if name in GENERATOR_VARIANTS:
-        return MockConfig().replace(**GENERATOR_VARIANTS[name])
-    if name == "default":
-        return MockConfig()
-    raise MockConfigError(f"unknown preset {name!r}; known: {list(PRESETS)}")
 
 
 def _run_mocks(args: argparse.Namespace) -> int:

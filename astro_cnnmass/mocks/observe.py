@@ -40,7 +40,7 @@ from .config import MockConfig
 from .members import ORIGIN
 from .tables import C_KMS, Tables
 
-__all__ = ["draw_los_params", "observe"]
+__all__ = ["draw_los_params", "observe", "targeting_completeness"]
 
 _ARCSEC = np.pi / (180.0 * 3600.0)
 
@@ -48,6 +48,26 @@ _ARCSEC = np.pi / (180.0 * 3600.0)
 def _u(rng: np.random.Generator, pair: tuple[float, float]) -> float:
     lo, hi = pair
     return float(lo + (hi - lo) * rng.random()) if hi > lo else float(lo)
+
+
+def targeting_completeness(R: np.ndarray, r_t: float, g: float) -> np.ndarray:
+    """Probability that a survey's targeting observes a galaxy at projected radius ``R``.
+
+    Parameters
+    ----------
+    R : numpy.ndarray
+        Projected radii [physical Mpc/h].
+    r_t : float
+        Targeting radius [physical Mpc/h]: nothing beyond it is observed.
+    g : float
+        Completeness gradient: 1 − g R/R_t inside R_t.
+
+    Returns
+    -------
+    numpy.ndarray
+        1 − g R/R_t for R < R_t, 0 beyond.
+    """
+    return np.where(R < r_t, 1.0 - g * np.minimum(R / r_t, 1.0), 0.0)
 
 
 def draw_los_params(rng: np.random.Generator, h: dict, cfg: MockConfig) -> dict:
@@ -133,7 +153,7 @@ def observe(
     if r_t < cfg.storage_aperture_mpch or g_t > 0:
         # survey targeting: nothing beyond R_t, completeness falling as 1 − g R/R_t inside
         keep &= R < r_t
-        ramp = ramp * (1.0 - g_t * np.minimum(R / r_t, 1.0))
+        ramp = ramp * targeting_completeness(R, r_t, g_t)
     keep &= rng.random(v.size) < p["sampling_fraction"] * ramp
     idx = np.flatnonzero(keep)
     # ---- fibre collisions

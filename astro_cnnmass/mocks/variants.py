@@ -9,7 +9,15 @@ offsets (added to the build seed) of the catalogues behind those figures.
 
 from __future__ import annotations
 
-__all__ = ["GENERATOR_VARIANTS", "TRAINING_OVERRIDES", "VARIANT_SEED_OFFSETS"]
+from .config import MockConfig, MockConfigError
+
+__all__ = [
+    "GENERATOR_VARIANTS",
+    "PRESETS",
+    "TRAINING_OVERRIDES",
+    "VARIANT_SEED_OFFSETS",
+    "preset_config",
+]
 
 #: Overrides of the default generator for the bundled model's training mocks.
 #:
@@ -111,3 +119,27 @@ VARIANT_SEED_OFFSETS: dict[str, int] = {
     "merger_rich": 111,
     "central_targeting": 112,
 }
+
+#: Named starting configurations (``astro-cnnmass mocks --preset``,
+#: ``benchmarks/validate_mocks.py --config``): the default generator, the Ho et al. (2019)
+#: analogue, the bundled model's training set and every generator variant.
+PRESETS: tuple[str, ...] = ("default", "ho2019", "training", *GENERATOR_VARIANTS)
+
+
+def preset_config(name: str) -> MockConfig:
+    """The configuration named ``name`` (one of `PRESETS`).
+
+    Raises
+    ------
+    MockConfigError
+        For a name that is not in `PRESETS`.
+    """
+    if name == "default":
+        return MockConfig()
+    if name == "ho2019":
+        return MockConfig.ho2019()
+    if name == "training":
+        return MockConfig().replace(**TRAINING_OVERRIDES)
+    if name in GENERATOR_VARIANTS:
+        return MockConfig().replace(**GENERATOR_VARIANTS[name])
+    raise MockConfigError(f"unknown preset {name!r}; known: {list(PRESETS)}")

@@ -239,12 +239,17 @@ def _pick(
     """Indices of the kept galaxies of ``rows`` (random, or largest ``key``) and offsets."""
     from .samples import thin_packed
 
+    gidx, sub = _packed_rows(gal, rows)
+    kidx, new_off = thin_packed(sub, keep, rng, key=None if key is None else gal[key][gidx])
+    return gidx[kidx], new_off
+
+
+def _packed_rows(gal: dict, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Galaxy indices of the packed clusters ``rows``, cluster by cluster, and their offsets."""
     off = np.asarray(gal["offsets"], dtype=np.int64)
     sizes = off[rows + 1] - off[rows]
     sub = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    gidx = np.repeat(off[rows] - sub[:-1], sizes) + np.arange(sub[-1])
-    kidx, new_off = thin_packed(sub, keep, rng, key=None if key is None else gal[key][gidx])
-    return gidx[kidx], new_off
+    return np.repeat(off[rows] - sub[:-1], sizes) + np.arange(sub[-1]), sub
 
 
 def _pick_targeted(
@@ -252,16 +257,15 @@ def _pick_targeted(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices and offsets of the galaxies of ``rows`` that a survey targeting keeps.
 
-    A galaxy at projected radius R is kept with probability 1 − g R/R_t if R < R_t.
+    A galaxy at projected radius R is kept with probability 1 − g R/R_t if R < R_t
+    (:func:`astro_cnnmass.mocks.observe.targeting_completeness`, the generator's targeting).
     """
-    r_t, g = selection
-    off = np.asarray(gal["offsets"], dtype=np.int64)
-    sizes = off[rows + 1] - off[rows]
-    sub = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    gidx = np.repeat(off[rows] - sub[:-1], sizes) + np.arange(sub[-1])
+    from ..mocks.observe import targeting_completeness
+
+    gidx, sub = _packed_rows(gal, rows)
     R = np.asarray(gal["R"], dtype=np.float64)[gidx]
-    kept = (R < r_t) & (rng.random(R.size) < 1.0 - g * np.minimum(R / r_t, 1.0))
-    cid = np.repeat(np.arange(rows.size), sizes)
+    kept = rng.random(R.size) < targeting_completeness(R, *selection)
+    cid = np.repeat(np.arange(rows.size), np.diff(sub))
     counts = np.bincount(cid[kept], minlength=rows.size)
     return gidx[kept], np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 

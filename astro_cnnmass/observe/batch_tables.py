@@ -191,8 +191,8 @@ def plan_batch(
         impossible = given & (np.abs(dec) > 90)
     center_deg = np.full((len(out_ids), 2), np.nan)
     center_deg[given & ~impossible] = np.column_stack([ra, dec])[given & ~impossible]
-    plan = BatchPlan(list(out_ids), [], center_deg, [], [])
-    plan.redshifts = [float(zk) if np.isfinite(zk) else None for zk in z.tolist()]
+    redshifts = [float(zk) if np.isfinite(zk) else None for zk in z.tolist()]
+    plan = BatchPlan(list(out_ids), [], center_deg, redshifts, [])
     for k, cid in enumerate(out_ids):
         key = cid.item() if hasattr(cid, "item") else cid
         lo, hi = bounds.get(key, (0, 0))
