@@ -302,7 +302,7 @@ class DynamicalMassEstimator:
             float64 on the device path).
         chunk_size : int, optional
             Clusters per chunk for features and network; sets the peak memory. Default
-            ``default_chunk_size`` (4096 on the CPU, about 0.1 GB a chunk; 65536 on a GPU).
+            ``default_chunk_size`` (2048 on the CPU; 65536 on a GPU).
         apply_cylinder : bool
             The galaxies are not cut yet: cut the model's cylinder first (on the device with
             ``backend='torch'``); ``n`` is then the number inside it.
@@ -463,8 +463,14 @@ class DynamicalMassEstimator:
 
     @property
     def default_chunk_size(self) -> int:
-        """Clusters per batch chunk by default: 4096 on the CPU (~0.1 GB), 65536 on a GPU."""
-        return 65536 if self.backend == "torch" and self._resolved_device().type != "cpu" else 4096
+        """Clusters per batch chunk by default: 2048 on the CPU, 65536 on a GPU.
+
+        The CPU value is `astro_cnnmass.batch.threads.DEFAULT_CHUNK_SIZE`.
+        """
+        from .batch.threads import DEFAULT_CHUNK_SIZE
+
+        on_gpu = self.backend == "torch" and self._resolved_device().type != "cpu"
+        return 65536 if on_gpu else DEFAULT_CHUNK_SIZE
 
     def _resolved_device(self):
         from .model.bundle import _resolve_device

@@ -244,7 +244,7 @@ def test_unknown_device_raises_at_load():
 def test_default_device_is_cuda_when_present(monkeypatch):
     est = DynamicalMassEstimator.load()
     if not torch.cuda.is_available():
-        assert est.backend == "numpy" and est.default_chunk_size == 4096
+        assert est.backend == "numpy" and est.default_chunk_size == 2048
         monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     est = DynamicalMassEstimator.load()
     assert est.backend == "torch"

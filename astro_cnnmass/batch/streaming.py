@@ -8,8 +8,9 @@ model's cylinder (:func:`~astro_cnnmass.observe.phase_space.cylinder_mask`) to t
 calls
 :meth:`~astro_cnnmass.DynamicalMassEstimator.predict_packed` on it, and writes the results into
 preallocated per-cluster output arrays. Peak memory is therefore set by ``chunk_size`` (KDE
-images: ``chunk_size`` × 48 × 48 × 8 bytes, 75 MB for 4096 clusters), not by the catalogue size;
-the outputs cost about 100 bytes per cluster.
+images stored as float32: ``chunk_size`` × 48 × 48 × 4 bytes, 19 MB for 2048 clusters, plus the
+float64 temporaries of the KDE and the network's activations), not by the catalogue size; the
+outputs cost about 100 bytes per cluster.
 
 Units at this boundary are plain floats (see the developer contracts): R in physical Mpc/h at the
 cluster redshift, v in km/s in the cluster rest frame, masses as log10(M200c / (Msun/h)) in the
@@ -30,7 +31,7 @@ from scipy.stats import norm
 from ..classical import MSUN_H
 from ..exceptions import InputError
 from ..observe.phase_space import MPC_H, cylinder_mask
-from .threads import map_in_threads
+from .threads import DEFAULT_CHUNK_SIZE, map_in_threads
 
 if TYPE_CHECKING:
     from ..estimator import DynamicalMassEstimator
@@ -44,8 +45,6 @@ __all__ = [
     "packed_from_table",
 ]
 
-#: Default number of clusters per chunk of :func:`estimate_catalog` (≈ 0.3 GB peak on CPU).
-DEFAULT_CHUNK_SIZE = 4096
 
 _KMS = u.km / u.s
 #: Names of the float result arrays (log10 masses in dex, sigma_v in km/s), in table order.
@@ -323,7 +322,7 @@ def estimate_catalog(
         Cluster redshifts overriding the catalogue's ``clusters['z']``.
     chunk_size : int, optional
         Largest number of clusters processed at once; sets the peak memory. Default the
-        estimator's ``default_chunk_size`` (``DEFAULT_CHUNK_SIZE`` = 4096 on the CPU,
+        estimator's ``default_chunk_size`` (``DEFAULT_CHUNK_SIZE`` = 2048 on the CPU,
         65536 on a GPU).
     cylinder_already_applied : bool
         Skip the cylinder cut (the galaxies are already inside the model's cylinder).

@@ -18,10 +18,16 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["MAX_DEFAULT_WORKERS", "default_workers", "map_in_threads"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "MAX_DEFAULT_WORKERS", "default_workers", "map_in_threads"]
 
 
-#: Most chunks in flight by default (each holds ~0.1-0.2 GB at the default chunk size).
+#: Clusters per chunk of a CPU batch by default (the estimator's ``default_chunk_size`` on the
+#: CPU and :func:`~astro_cnnmass.batch.streaming.estimate_catalog`). On two cores 2048 is as
+#: fast as 4096 and, with two chunks in flight, lowers the peak resident memory by ~50 MB
+#: (issue 14); the numbers do not depend on it.
+DEFAULT_CHUNK_SIZE = 2048
+
+#: Most chunks in flight by default (each holds ~0.1 GB at the default chunk size).
 MAX_DEFAULT_WORKERS = 4
 
 
