@@ -34,8 +34,8 @@ import sys
 import time
 from pathlib import Path
 
-from astro_cnnmass.mocks import MockConfig, generate_catalog
-from astro_cnnmass.mocks.variants import GENERATOR_VARIANTS, VARIANT_SEED_OFFSETS
+from astro_cnnmass.mocks import generate_catalog
+from astro_cnnmass.mocks.variants import GENERATOR_VARIANTS, VARIANT_SEED_OFFSETS, preset_config
 from astro_cnnmass.model.bundle import ModelBundle, bundled_model_path
 from astro_cnnmass.model.evaluation import evaluate_model
 
@@ -162,7 +162,6 @@ def comparison_rows(result: dict, names: list[str]) -> list[dict]:
 def _training_mocks(bundle, path: str | None, out: Path, workers: int):
     """The bundle's training mocks: a file, or regenerated from the bundle's seed and settings."""
     from astro_cnnmass.mocks.catalog import MockCatalog
-    from astro_cnnmass.mocks.variants import TRAINING_OVERRIDES
 
     if path:
         return MockCatalog.read(path)
@@ -177,7 +176,7 @@ def _training_mocks(bundle, path: str | None, out: Path, workers: int):
         prior="flat",
         workers=workers,
         out=target,
-        config=MockConfig().replace(**TRAINING_OVERRIDES),
+        config=preset_config("training"),
         progress=False,
     )
 
@@ -255,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         config = None
         seed, n_hosts = BUILD_SEED + 1, 2400
         if args.variant:
-            config = MockConfig().replace(**GENERATOR_VARIANTS[args.variant])
+            config = preset_config(args.variant)
             seed, n_hosts = BUILD_SEED + VARIANT_SEED_OFFSETS[args.variant], 600
         seed = seed if args.seed is None else args.seed
         n_hosts = n_hosts if args.test_hosts is None else args.test_hosts

@@ -44,13 +44,9 @@ from pathlib import Path
 
 import numpy as np
 
-from astro_cnnmass.mocks import MockConfig, generate_catalog
+from astro_cnnmass.mocks import generate_catalog
 from astro_cnnmass.mocks.catalog import MockCatalog
-from astro_cnnmass.mocks.variants import (
-    GENERATOR_VARIANTS,
-    TRAINING_OVERRIDES,
-    VARIANT_SEED_OFFSETS,
-)
+from astro_cnnmass.mocks.variants import GENERATOR_VARIANTS, VARIANT_SEED_OFFSETS, preset_config
 from astro_cnnmass.model.bundle import ModelBundle, bundled_model_path
 from astro_cnnmass.model.commands import add_sampling_invariance_arguments
 from astro_cnnmass.model.evaluation import evaluate_model
@@ -128,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         args.train_hosts,
         args.seed,
         args.workers,
-        config=MockConfig().replace(**TRAINING_OVERRIDES),
+        config=preset_config("training"),
     )
     test = _mocks(out / "test_mocks.asdf", args.test_hosts, args.seed + 1, args.workers)
     timings = {"mocks_s": time.time() - t0}
@@ -175,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {"test": metrics, "timings": timings}
     if not args.skip_variants:
         report["variants"] = {}
-        for name, overrides in GENERATOR_VARIANTS.items():
-            cfg = MockConfig().replace(**overrides)
+        for name in GENERATOR_VARIANTS:
+            cfg = preset_config(name)
             cat = _mocks(
                 out / f"variant_{name}.asdf",
                 args.variant_hosts,

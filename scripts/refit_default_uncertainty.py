@@ -26,9 +26,9 @@ import shutil
 import time
 from pathlib import Path
 
-from astro_cnnmass.mocks import MockConfig, generate_catalog
+from astro_cnnmass.mocks import generate_catalog
 from astro_cnnmass.mocks.catalog import MockCatalog
-from astro_cnnmass.mocks.variants import TRAINING_OVERRIDES
+from astro_cnnmass.mocks.variants import preset_config
 from astro_cnnmass.model.bundle import ModelBundle, bundled_model_path
 from astro_cnnmass.model.calibrate import refit_uncertainty
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             prior="flat",
             workers=args.workers,
             out=mocks,
-            config=MockConfig().replace(**TRAINING_OVERRIDES),
+            config=preset_config("training"),
             progress=False,
         )
     t1 = time.time()
