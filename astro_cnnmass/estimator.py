@@ -465,7 +465,7 @@ class DynamicalMassEstimator:
     def default_chunk_size(self) -> int:
         """Clusters per batch chunk by default: 2048 on the CPU, 65536 on a GPU.
 
-        The CPU value is `astro_cnnmass.batch.threads.DEFAULT_CHUNK_SIZE`.
+        The CPU value is ``astro_cnnmass.batch.threads.DEFAULT_CHUNK_SIZE``.
         """
         from .batch.threads import DEFAULT_CHUNK_SIZE
 
