@@ -17,12 +17,16 @@ and the network separately. Peak memory: ``tracemalloc`` (numpy/Python allocatio
 separately timed pass) and the process's maximum resident set size so far (``ru_maxrss``; sizes
 run in increasing order, so it is the peak up to and including that size).
 
-The model is the bundled ``astro_cnnmass/data/cnn2d_default.asdf`` (a 5-member ensemble with its
-out-of-domain models), ``--model FILE``, or with ``--untrained`` one freshly initialised member
-without out-of-domain models (:func:`astro_cnnmass.model.bundle.untrained_bundle`; the cost of the
-bare network path). ``--backend numpy`` (the default on the CPU) builds the features with numpy
-and runs the network on ``--device``; ``--backend torch`` (the default on a GPU) runs the whole
-estimate on ``--device`` (:mod:`astro_cnnmass.device_path`; ``benchmarks/bench_gpu.py`` is the
+The model is the bundled ``astro_cnnmass/data/cnn2d_default.asdf`` (an ensemble, three members
+in v3, with its out-of-domain models), ``--model FILE``, or with ``--untrained`` one freshly
+initialised member without out-of-domain models
+(:func:`astro_cnnmass.model.bundle.untrained_bundle`; the cost of the bare network path).
+``--members K`` keeps only the first K members of the model (its out-of-domain models and
+calibration unchanged): the speed that a smaller ensemble or a single network of the same
+architecture (e.g. a distilled one) would reach on this path; its masses are not the model's.
+``--backend numpy`` (the default on the CPU) builds the features with numpy and runs the network
+on ``--device``; ``--backend torch`` (the default on a GPU) runs the whole estimate on
+``--device`` (:mod:`astro_cnnmass.device_path`; ``benchmarks/bench_gpu.py`` is the
 GPU benchmark). The default chunk size is the estimator's ``default_chunk_size``.
 """
 
@@ -44,7 +48,7 @@ import torch
 from astro_cnnmass.batch.streaming import estimate_catalog, iter_chunks
 from astro_cnnmass.estimator import DynamicalMassEstimator
 from astro_cnnmass.features.kde import kde_images
-from astro_cnnmass.model.bundle import bundled_model_path, untrained_bundle
+from astro_cnnmass.model.bundle import ModelBundle, bundled_model_path, untrained_bundle
 from astro_cnnmass.observe.phase_space import cylinder_mask
 
 
@@ -64,7 +68,11 @@ def synthetic_catalog(n: int, mean: float = 50.0, seed: int = 0):
 
 
 def load_estimator(
-    device: str, model: str | None, untrained: bool = False, backend: str | None = None
+    device: str,
+    model: str | None,
+    untrained: bool = False,
+    backend: str | None = None,
+    members: int | None = None,
 ) -> tuple[DynamicalMassEstimator, str]:
     if untrained:
         return (
@@ -72,11 +80,16 @@ def load_estimator(
             "untrained CNN_2D bundle (default architecture, one member, random weights, "
             "no out-of-domain model)",
         )
-    if model is not None:
-        return DynamicalMassEstimator.load(model, device=device, backend=backend), f"file: {model}"
-    return DynamicalMassEstimator.load(
-        bundled_model_path(), device=device, backend=backend
-    ), f"bundled: {bundled_model_path().name}"
+    path = model if model is not None else bundled_model_path()
+    what = f"file: {model}" if model is not None else f"bundled: {path.name}"
+    if members is None:
+        return DynamicalMassEstimator.load(path, device=device, backend=backend), what
+    full = ModelBundle.read(path)
+    if not 1 <= members <= full.n_members:
+        raise SystemExit(f"--members must be between 1 and {full.n_members}, got {members}")
+    bundle = full.replace(state_dicts=full.state_dicts[:members])
+    what += f", its first {members} of {full.n_members} members only"
+    return DynamicalMassEstimator(bundle, device=device, backend=backend), what
 
 
 def _sync(device: str) -> None:
@@ -166,6 +179,13 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="one untrained member, no out-of-domain models (bare network cost)",
     )
+    p.add_argument(
+        "--members",
+        type=int,
+        default=None,
+        metavar="K",
+        help="keep only the first K ensemble members (speed of a smaller ensemble)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-tracemalloc", action="store_true")
     args = p.parse_args(argv)
@@ -178,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(result, indent=2))
         return result
     torch.set_num_threads(args.threads)
-    est, model = load_estimator(args.device, args.model, args.untrained, args.backend)
+    est, model = load_estimator(args.device, args.model, args.untrained, args.backend, args.members)
     if args.chunk_size is None:
         args.chunk_size = est.default_chunk_size
     # warm-up: build the predictor, first torch calls

@@ -2,8 +2,9 @@
 
 A script that no longer imports (a module moved, a name renamed) would otherwise only be found
 when someone next measures with it; ``bench_features.py`` was broken that way for a while.
-Every script must answer ``--help``; the two throughput scripts and the out-of-domain benchmark
-also run end to end on a tiny catalogue and print their JSON (``ood_detection.py`` failed on the
+Every script must answer ``--help``; the two throughput scripts, the inference benchmark with a
+smaller ensemble and the out-of-domain benchmark also run end to end on a tiny catalogue and
+print their JSON (``ood_detection.py`` failed on the
 models with the galaxy-count input until it passed the counts).
 """
 
@@ -61,3 +62,14 @@ def test_ood_benchmark_runs_on_the_bundled_model():
     assert set(kinds) >= {"random_field", "ring", "cold_spike"}
     # a velocity spike colder than any halo is flagged whatever the model
     assert kinds["cold_spike"]["50"]["flagged"] == 1.0
+
+
+def test_inference_benchmark_times_a_smaller_ensemble():
+    args = ("--n", "300", "--members", "1", "--threads", "1", "--no-tracemalloc")
+    proc = _run("bench_inference.py", *args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert "first 1 of 3 members only" in result["model"]
+    assert result["runs"][0]["n_ok"] > 250
+    too_many = _run("bench_inference.py", "--n", "300", "--members", "9")
+    assert too_many.returncode != 0 and "between 1 and 3" in too_many.stderr
