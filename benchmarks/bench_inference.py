@@ -189,6 +189,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-tracemalloc", action="store_true")
     args = p.parse_args(argv)
+    if args.untrained and args.members is not None:
+        p.error("--members applies to a trained model, not to --untrained (one member)")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         result = {
             "benchmark": "inference",
