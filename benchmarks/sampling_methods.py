@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from astro_cnnmass.mocks import MockConfig, generate_catalog
+from astro_cnnmass.mocks import generate_catalog
 from astro_cnnmass.mocks.catalog import MockCatalog
-from astro_cnnmass.mocks.variants import GENERATOR_VARIANTS, TRAINING_OVERRIDES
+from astro_cnnmass.mocks.variants import preset_config
 
 #: Development seeds (the build uses 20190215 and 20190215 + 1 + offsets: never these).
 DEV_SEEDS = {
@@ -122,11 +122,11 @@ def _mocks(out: Path, name: str, n_hosts: int) -> MockCatalog:
     path = out / f"{name}.asdf"
     if path.exists():
         return MockCatalog.read(path)
-    overrides: dict = {}
+    preset = "default"
     if name in ("train", "test_wide"):
-        overrides = TRAINING_OVERRIDES
+        preset = "training"
     elif name.startswith("var_"):
-        overrides = GENERATOR_VARIANTS[name[4:]]
+        preset = name[4:]
     return generate_catalog(
         n_hosts,
         seed=DEV_SEEDS[name],
@@ -134,7 +134,7 @@ def _mocks(out: Path, name: str, n_hosts: int) -> MockCatalog:
         prior="flat",
         workers=1,
         out=path,
-        config=MockConfig().replace(**overrides),
+        config=preset_config(preset),
         progress=False,
     )
 

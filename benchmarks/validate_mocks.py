@@ -295,6 +295,8 @@ def make_plots(cat, summary: dict, out: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from astro_cnnmass.mocks.variants import PRESETS, preset_config
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n-hosts", type=int, default=3000)
     p.add_argument("--seed", type=int, default=2019)
@@ -310,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--config",
         default=None,
+        choices=PRESETS,
         help="a named set-up of astro_cnnmass.mocks.variants.PRESETS: a generator variant, "
         "'training' (the bundled model's training set) or 'ho2019' (default: the default "
         "generator)",
@@ -331,10 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         radial_velocity_profile,
         validation_summary,
     )
-    from astro_cnnmass.mocks.variants import PRESETS, preset_config
 
-    if args.config is not None and args.config not in PRESETS:
-        p.error(f"--config: unknown set-up {args.config!r}; known: {list(PRESETS)}")
     cfg = preset_config(args.config or "default")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.catalog is not None:

@@ -151,8 +151,8 @@ def observe(
     ramp = np.clip((lms - h["log_mstar_cut"]) / w, 0.0, 1.0) if w > 0 else 1.0
     r_t, g_t = p["targeting_aperture_mpch"], p["targeting_gradient"]
     if r_t < cfg.storage_aperture_mpch or g_t > 0:
-        # survey targeting: nothing beyond R_t, completeness falling as 1 − g R/R_t inside
-        keep &= R < r_t
+        # survey targeting: nothing beyond R_t (completeness 0 there), falling as
+        # 1 − g R/R_t inside
         ramp = ramp * targeting_completeness(R, r_t, g_t)
     keep &= rng.random(v.size) < p["sampling_fraction"] * ramp
     idx = np.flatnonzero(keep)
