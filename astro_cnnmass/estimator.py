@@ -28,6 +28,7 @@ from astropy.table import QTable, Table
 
 from .classical import EVRARD08_ALPHA, EVRARD08_SIGMA15, MSigmaPowerLaw, grouped_std
 from .exceptions import AstroCnnmassWarning, InputError, TooFewGalaxiesError
+from .flags import FlagArray
 from .observe.phase_space import MPC_H, Cylinder, PhaseSpace, cylinder_mask, phase_space
 from .result import _KMS, MassEstimate
 from .uncertainty.ood import normalized_ood_scores
@@ -317,8 +318,9 @@ class DynamicalMassEstimator:
         -------
         dict
             ``log_mass``, ``log_mass_std``, ``sigma_v``, ``n``, ``log_m_sigma``,
-            ``log_m_evrard``, ``ood_score``, ``flags`` (list of lists of str), ``images``
-            (if requested).
+            ``log_m_evrard``, ``ood_score``, ``flags`` (a `~astro_cnnmass.flags.FlagArray`:
+            ``flags[i]`` is the list of cluster i's flag names, ``flags.bits`` the bitmasks),
+            ``images`` (if requested).
         """
         offsets = np.asarray(offsets, dtype=np.int64)
         z = np.atleast_1d(np.asarray(z_cluster, dtype=float))
@@ -445,8 +447,7 @@ class DynamicalMassEstimator:
         with np.errstate(invalid="ignore"):
             ood_flag = ood_score > 1.0  # NaN (no OOD model) never flags
         flags = self._flags(counts, z, log_mean, valid)
-        for i in np.flatnonzero(ood_flag):
-            flags[i].append("out_of_distribution")
+        flags.set("out_of_distribution", ood_flag)
         out = {
             "ood_score": ood_score,
             "log_mass": log_mean,
@@ -512,7 +513,7 @@ class DynamicalMassEstimator:
         std = np.asarray(std, dtype=float)
         return np.where(np.isfinite(std), std, fallback)
 
-    def _flags(self, counts, z, log_mean, valid) -> list[list[str]]:
+    def _flags(self, counts, z, log_mean, valid) -> FlagArray:
         z_lo, z_hi = self.domain.get("z_min", -np.inf), self.domain.get("z_max", np.inf)
         m_lo = self.domain.get("log_m_min", -np.inf)
         m_hi = self.domain.get("log_m_max", np.inf)
@@ -526,20 +527,14 @@ class DynamicalMassEstimator:
         with np.errstate(invalid="ignore"):
             in_z = (z_lo <= z) & (z <= z_hi)
             edge = np.isfinite(log_mean) & ((log_mean < m_lo + 0.1) | (log_mean > m_hi - 0.1))
-        # vectorised conditions, appended in the fixed order of the flag list
-        conditions = [
-            ("no_network", np.full(n, self.bundle is None)),
-            ("too_few_galaxies", ~hard),
-            ("few_galaxies", hard & (counts < self.min_galaxies)),
-            ("many_galaxies", counts > n_max),
-            ("z_outside_training", ~in_z),
-            ("kde_undefined", hard & ~valid),
-            ("mass_at_edge", edge & (self.bundle is not None)),
-        ]
-        flags: list[list[str]] = [[] for _ in range(n)]
-        for name, cond in conditions:
-            for i in np.flatnonzero(cond):
-                flags[i].append(name)
+        flags = FlagArray.empty(n)
+        flags.set("no_network", np.full(n, self.bundle is None))
+        flags.set("too_few_galaxies", ~hard)
+        flags.set("few_galaxies", hard & (counts < self.min_galaxies))
+        flags.set("many_galaxies", counts > n_max)
+        flags.set("z_outside_training", ~in_z)
+        flags.set("kde_undefined", hard & ~valid)
+        flags.set("mass_at_edge", edge & (self.bundle is not None))
         return flags
 
     def _get_predictor(self):
@@ -651,21 +646,14 @@ class DynamicalMassEstimator:
                 batch["log_m_evrard"][k] = _log_evrard_mass(
                     batch["sigma_v"][k : k + 1], zs[k : k + 1], packed.cosmologies[k]
                 )[0]
-        flags: list[list[str]] = []
-        errors: list[str] = []
-        for i in range(n):
-            f = list(batch["flags"][i])
-            if not packed.built[i]:
-                f = [x for x in f if x != "z_outside_training"]
-            elif packed.center_estimated[i]:
-                f.append("center_estimated")
-            if packed.built[i] and packed.z_cluster_estimated[i]:
-                f.append("z_estimated")
-            flags.append(f)
-            errors.append(
-                packed.errors[i]
-                or ("too few galaxies in the cylinder" if "too_few_galaxies" in f else "")
-            )
+        built_mask = np.asarray(packed.built, dtype=bool)
+        flags = batch["flags"].copy()
+        flags.clear("z_outside_training", ~built_mask)  # no redshift: the error says why
+        flags.set("center_estimated", built_mask & np.asarray(packed.center_estimated, bool))
+        flags.set("z_estimated", built_mask & np.asarray(packed.z_cluster_estimated, bool))
+        own = np.asarray(packed.errors, dtype=str).reshape(n)
+        too_few = np.where(flags.has("too_few_galaxies"), "too few galaxies in the cylinder", "")
+        errors = np.where(own != "", own, too_few).tolist()
         return batch_results_table(
             self,
             ids,
@@ -683,7 +671,7 @@ def _concatenate_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in parts[0]:
         if key == "flags":
-            out[key] = [f for part in parts for f in part[key]]
+            out[key] = FlagArray.concatenate([part[key] for part in parts])
         elif parts[0][key] is None:
             out[key] = None
         else:

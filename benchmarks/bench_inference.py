@@ -112,7 +112,15 @@ def breakdown(est: DynamicalMassEstimator, cat, chunk_size: int, device: str) ->
     for chunk in iter_chunks(R, v, offsets, chunk_size, z=z, cylinder=est.cylinder):
         t1 = time.perf_counter()
         t["cylinder_s"] += t1 - t0
-        imgs, ok = kde_images(chunk.R, chunk.v, chunk.offsets, est.feature_config)
+        # the images as the host path builds them (torch kernels, float32 products)
+        imgs, ok = kde_images(
+            chunk.R,
+            chunk.v,
+            chunk.offsets,
+            est.feature_config,
+            out_dtype=np.float32,
+            **est._host_kde_options(),
+        )
         t2 = time.perf_counter()
         t["features_s"] += t2 - t1
         predictor.predict(imgs[ok], chunk.z[ok], n=np.diff(chunk.offsets)[ok])

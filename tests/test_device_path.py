@@ -195,8 +195,12 @@ def test_grouped_ensemble_equals_member_by_member(config):
         out, emb = grouped(x, z, log_n)
         ref = torch.stack([net(x, z, log_n) for net in nets])
         emb_ref = nets[0].embed(x, z, log_n)
-    assert torch.equal(out, ref)  # bit-identical on the CPU kernels
-    assert torch.equal(emb, emb_ref)
+    # the fused first layer is a 1 x k conv2d on channels-last memory (CNN_2D), a different
+    # CPU kernel from the members' conv1d: equal to float32 rounding (bit-identical for CNN_1D)
+    if config["arch"] == "cnn1d":
+        assert torch.equal(out, ref) and torch.equal(emb, emb_ref)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(emb, emb_ref, rtol=1e-5, atol=1e-5)
 
 
 def test_grouped_ensemble_equals_members_of_the_bundled_model():
@@ -211,8 +215,9 @@ def test_grouped_ensemble_equals_members_of_the_bundled_model():
         out, emb = grouped(x, z, log_n)
         ref = torch.stack([net(x, z, log_n) for net in nets])
     assert out.shape == (len(nets), 512, 2)
-    assert torch.equal(out, ref)
-    assert torch.equal(emb, nets[0].embed(x, z, log_n))
+    # fused first layer: a conv2d kernel on channels-last memory, equal to float32 rounding
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(emb, nets[0].embed(x, z, log_n), rtol=1e-5, atol=1e-5)
 
 
 def test_predictor_grouped_pass_equals_member_by_member(monkeypatch):
@@ -228,7 +233,9 @@ def test_predictor_grouped_pass_equals_member_by_member(monkeypatch):
     monkeypatch.setattr(predictor, "grouped_ensemble", False)
     members = predictor.predict(images, z, n=np.full(700, 50), return_embeddings=True)
     for key in ("mean", "std", "member_means", "member_stds", "embeddings"):
-        np.testing.assert_array_equal(grouped[key], members[key], err_msg=key)
+        np.testing.assert_array_equal(np.isnan(grouped[key]), np.isnan(members[key]))
+        # float32 network outputs, a different first-layer kernel: <= 1e-6 dex apart
+        np.testing.assert_allclose(grouped[key], members[key], rtol=0, atol=1e-6, err_msg=key)
 
 
 def test_unknown_device_raises_at_load():

@@ -154,12 +154,19 @@ def test_v1_model_gives_recorded_masses_on_seeded_phase_spaces(v1_estimator):
     offsets = np.concatenate([[0], np.cumsum(np.bincount(cid[m], minlength=z.size))])
     out = v1_estimator.predict_packed(R[m], v[m], offsets, z)
     ref = _reference()
-    for key in ("log_mass", "log_mass_std", "log_m_sigma", "n"):
+    for key in ("log_m_sigma", "n"):
         np.testing.assert_array_equal(np.asarray(out[key], dtype=float), ref[key], err_msg=key)
+    # bit-identical until issue 14 fused the members' first layers into one 1 x k conv2d on
+    # channels-last memory (another CPU kernel than conv1d, float32 rounding): since then equal
+    # to 1e-6 dex (measured <= 1e-7 dex); any real change of model, features or scaling is
+    # >= 1e-3 dex
+    for key in ("log_mass", "log_mass_std"):
+        np.testing.assert_allclose(out[key], ref[key], rtol=0, atol=1e-6, err_msg=key)
     # the image distance of the out-of-domain score skips the PCA reconstruction since issue
     # 14 (|dx|^2 - |P dx|^2) and reads the float32 images the networks read (it read their
-    # float64 originals before): equal to float32 rounding of the images, not bit for bit
-    np.testing.assert_allclose(out["ood_score"], ref["ood_score"], rtol=1e-7, atol=0)
+    # float64 originals before): equal to float32 rounding of the images, not bit for bit;
+    # the conv2d first layer moves member 0's embedding by float32 rounding too
+    np.testing.assert_allclose(out["ood_score"], ref["ood_score"], rtol=1e-5, atol=0)
 
 
 def test_v1_model_gives_recorded_mass_of_example_cluster(v1_estimator):
@@ -168,6 +175,8 @@ def test_v1_model_gives_recorded_mass_of_example_cluster(v1_estimator):
     members = load_example_cluster()
     res = v1_estimator.estimate(members, z_cluster=members.meta["z_cluster"])
     ref = _reference()["example_cluster"]
-    assert res.mass.value == ref["mass"]
-    assert res.ood_score == pytest.approx(ref["ood_score"], rel=1e-12)
-    assert (res.mass_interval[0].value, res.mass_interval[1].value) == (ref["lo"], ref["hi"])
+    # 1e-6 dex = 2.3e-6 relative (bit-identical until the conv2d first layer, see above)
+    assert res.mass.value == pytest.approx(ref["mass"], rel=2.3e-6)
+    assert res.ood_score == pytest.approx(ref["ood_score"], rel=1e-5)
+    assert res.mass_interval[0].value == pytest.approx(ref["lo"], rel=2.3e-6)
+    assert res.mass_interval[1].value == pytest.approx(ref["hi"], rel=2.3e-6)

@@ -125,7 +125,7 @@ def _predict_frame(
         **{k: res[k] for k in RESULT_FLOATS},
         "n": res["n"],
         "z": z,
-        "flags": [",".join(f) for f in res["flags"]],
+        "flags": res["flags"].joined().tolist(),
     }
     return pd.DataFrame(data, columns=cols)
 

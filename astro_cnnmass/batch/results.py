@@ -26,6 +26,7 @@ from astropy.table import QTable
 from scipy.stats import norm
 
 from ..classical import MSUN_H
+from ..flags import FlagArray
 from ..result import MassEstimate, results_table_meta
 from ..uncertainty.calibration import QUANTILE_LEVELS
 
@@ -167,7 +168,7 @@ def batch_results_table(
     ids: Sequence[Any],
     packed: PackedPhaseSpaces,
     batch: dict[str, Any],
-    flags: list[list[str]],
+    flags: FlagArray,
     errors: list[str],
     mass_definitions: Sequence[str] = (),
     progress: bool = False,
@@ -183,7 +184,7 @@ def batch_results_table(
         The phase spaces the batch was measured on (centres, redshifts, how they were found).
     batch : dict
         The output of ``predict_packed`` for these clusters.
-    flags : list of list of str
+    flags : `~astro_cnnmass.flags.FlagArray`
         Flags of each cluster (the batch's, plus ``center_estimated`` / ``z_estimated``).
     errors : list of str
         Why a cluster has no mass (empty where it has one).
@@ -222,9 +223,9 @@ def batch_results_table(
             "z_cluster": z,
             "method": [estimator.method] * n,
             "ood_score": ood,
-            "out_of_distribution": np.array(["out_of_distribution" in f for f in flags], bool),
+            "out_of_distribution": flags.has("out_of_distribution"),
             "prior": [estimator.prior] * n,
-            "flags": [",".join(f) for f in flags],
+            "flags": flags.joined(),
             "error": list(errors),
             "ra_center": packed.center_lon * u.deg,
             "dec_center": packed.center_lat * u.deg,

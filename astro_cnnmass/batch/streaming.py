@@ -30,6 +30,7 @@ from scipy.stats import norm
 
 from ..classical import MSUN_H
 from ..exceptions import InputError
+from ..flags import FlagArray
 from ..observe.phase_space import MPC_H, cylinder_mask
 from .threads import DEFAULT_CHUNK_SIZE, map_in_threads
 
@@ -339,8 +340,8 @@ def estimate_catalog(
         ``log_mass``, ``log_mass_std`` (dex), ``m_sigma``, ``m_sigma_evrard`` (Msun/h),
         ``sigma_v`` (km/s), ``n_members`` (galaxies in the cylinder), ``z_cluster``, ``flags``
         (comma-separated). With ``as_table=False``: ``log_mass``, ``log_mass_std``, ``sigma_v``,
-        ``log_m_sigma``, ``log_m_evrard`` (float arrays), ``n``, ``z`` and ``flags`` (list of
-        lists of str), as returned by ``predict_packed``.
+        ``log_m_sigma``, ``log_m_evrard`` (float arrays), ``n``, ``z`` and ``flags`` (a
+        `~astro_cnnmass.flags.FlagArray`), as returned by ``predict_packed``.
 
     Notes
     -----
@@ -361,7 +362,7 @@ def estimate_catalog(
     out: dict[str, Any] = {k: np.full(n, np.nan) for k in RESULT_FLOATS}
     out["n"] = np.zeros(n, dtype=np.int64)
     out["z"] = z_all
-    flags: list[list[str]] = [[] for _ in range(n)]
+    flag_bits = np.zeros(n, dtype=np.uint16)
     # with the torch backend the cut runs on the device, inside predict_packed
     on_device = getattr(estimator, "backend", "numpy") == "torch"
     cut_here = not (cylinder_already_applied or on_device)
@@ -391,9 +392,9 @@ def estimate_catalog(
             for key in OPTIONAL_FLOATS:
                 if key in res:
                     out.setdefault(key, np.full(n, np.nan))[sl] = res[key]
-            flags[sl] = res["flags"]
+            flag_bits[sl] = res["flags"].bits
             bar.update(chunk.n_clusters)
-    out["flags"] = flags
+    out["flags"] = FlagArray(flag_bits)
     out.update(ids)
     if not as_table:
         return out
@@ -409,7 +410,8 @@ def results_table(
     ----------
     res : dict
         ``log_mass``, ``log_mass_std``, ``sigma_v``, ``log_m_sigma``, ``log_m_evrard``
-        (dex, km/s), ``n``, ``z`` and ``flags`` (list of lists of str or of strings).
+        (dex, km/s), ``n``, ``z`` and ``flags`` (a `~astro_cnnmass.flags.FlagArray`, or one
+        string or list of str a row).
     method : str
         Name of the method (``estimator.method``), stored in ``meta``.
     ids : dict of ndarray, optional
@@ -446,11 +448,14 @@ def results_table(
         if key in res:
             table[key] = np.asarray(res[key], dtype=float)
     flags = res["flags"]
-    table["flags"] = (
-        np.array([f if isinstance(f, str) else ",".join(f) for f in flags], dtype=str)
-        if n
-        else np.zeros(0, dtype=str)
-    )
+    if isinstance(flags, FlagArray):
+        table["flags"] = flags.joined()
+    else:  # one string or list of names a row (records of the distributed path)
+        table["flags"] = (
+            np.array([f if isinstance(f, str) else ",".join(f) for f in flags], dtype=str)
+            if n
+            else np.zeros(0, dtype=str)
+        )
     table.meta["mass_definition"] = "M200c"
     table.meta["method"] = method
     return table

@@ -55,7 +55,7 @@ class Predictor:
     """
 
     #: Evaluate a deterministic ensemble in one grouped pass
-    #: (:class:`~astro_cnnmass.model.ensemble.GroupedEnsemble`, bit-identical outputs);
+    #: (:class:`~astro_cnnmass.model.ensemble.GroupedEnsemble`, equal to float32 rounding);
     #: False: member by member.
     grouped_ensemble: bool = True
 
@@ -288,7 +288,7 @@ class Predictor:
         idx = np.flatnonzero(good)
         embedded = None
         chunk_size = max(int(chunk_size), 1)
-        # deterministic ensembles: all members in one grouped pass (bit-identical outputs)
+        # deterministic ensembles: all members in one grouped pass (float32 rounding apart)
         grouped = self.grouped_ensemble and not self.mc_dropout and n_members > 1
         if grouped:
             embedded = self._predict_grouped(
