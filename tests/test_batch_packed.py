@@ -18,7 +18,13 @@ from astro_cnnmass.classical import MSUN_H
 from astro_cnnmass.datasets import load_example_cluster
 from astro_cnnmass.exceptions import AstroCnnmassWarning
 from astro_cnnmass.observe.batch_tables import batch_phase_spaces, plan_batch
-from astro_cnnmass.observe.packed import PackedPhaseSpaces, _first_occurrences, packed_phase_spaces
+from astro_cnnmass.observe.packed import (
+    DISTANCE_INTERPOLATION_MIN,
+    PackedPhaseSpaces,
+    _first_occurrences,
+    angular_diameter_distances_mpc,
+    packed_phase_spaces,
+)
 
 
 @pytest.fixture(scope="module")
@@ -197,3 +203,30 @@ def test_a_cosmology_that_is_not_one_is_refused_once(estimator, example):
     clusters = Table({"cluster_id": ["x"], "ra": [ra], "dec": [dec], "z": [z]})
     with pytest.raises(InputError, match="astropy Cosmology"):
         estimator.estimate_many(members, clusters=clusters, cosmology="Planck18")
+
+
+@pytest.mark.parametrize("z_range", [(0.02, 0.3), (1e-4, 2.5)])
+def test_distances_of_many_clusters_are_astropys(z_range):
+    """Interpolated from astropy's own values (many redshifts): to 2e-13, NaN kept."""
+    from astropy.cosmology import Planck18, w0waCDM
+
+    rng = np.random.default_rng(3)
+    z = rng.uniform(*z_range, 3 * DISTANCE_INTERPOLATION_MIN)
+    z[7] = np.nan
+    for cosmology in (Planck18, w0waCDM(70, 0.3, 0.65, -0.9, 0.2)):
+        ref = cosmology.angular_diameter_distance(np.nan_to_num(z, nan=0.1)).to_value(u.Mpc)
+        ref[7] = np.nan
+        d = angular_diameter_distances_mpc(cosmology, z)
+        assert np.isnan(d[7]) and np.isfinite(np.delete(d, 7)).all()
+        np.testing.assert_allclose(d, ref, rtol=2e-13, atol=0, equal_nan=True)
+
+
+def test_distances_of_few_clusters_are_integrated_one_by_one():
+    from astropy.cosmology import Planck18
+
+    z = np.linspace(0.01, 0.2, DISTANCE_INTERPOLATION_MIN - 1)
+    ref = Planck18.angular_diameter_distance(z).to_value(u.Mpc)
+    np.testing.assert_array_equal(angular_diameter_distances_mpc(Planck18, z), ref)
+    same = np.full(DISTANCE_INTERPOLATION_MIN * 2, 0.1)  # one redshift: nothing to interpolate
+    d_same = angular_diameter_distances_mpc(Planck18, same)
+    assert np.all(d_same == Planck18.angular_diameter_distance(0.1).to_value(u.Mpc))
