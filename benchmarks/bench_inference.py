@@ -112,7 +112,7 @@ def breakdown(est: DynamicalMassEstimator, cat, chunk_size: int, device: str) ->
     for chunk in iter_chunks(R, v, offsets, chunk_size, z=z, cylinder=est.cylinder):
         t1 = time.perf_counter()
         t["cylinder_s"] += t1 - t0
-        # the images as the host path builds them (torch kernels, float32 products)
+        # the images as the host path builds them (its KDE kernels, stored as float32)
         imgs, ok = kde_images(
             chunk.R,
             chunk.v,

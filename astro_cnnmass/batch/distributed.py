@@ -72,13 +72,14 @@ def _predict_records(records: list, estimator: Any, apply_cylinder: bool) -> lis
     res = _predict(
         estimator, np.concatenate(Rs), np.concatenate(vs), offsets, np.asarray(zs), apply_cylinder
     )
+    flags = res["flags"].joined().tolist()
     return [
         {
             "cluster_id": cid,
             **{k: float(res[k][i]) for k in RESULT_FLOATS},
             "n": int(res["n"][i]),
             "z": zs[i],
-            "flags": ",".join(res["flags"][i]),
+            "flags": flags[i],
         }
         for i, cid in enumerate(ids)
     ]
