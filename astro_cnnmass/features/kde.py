@@ -43,7 +43,9 @@ from typing import Any
 
 import numpy as np
 
+from .array_ops import _ops
 from .config import MIN_GALAXIES, FeatureConfig, _check_flat, _normalise_dtype
+from .exp_tables import assemble_gamma, assemble_tables, exp_tables
 
 __all__ = ["kde_image", "kde_images"]
 
@@ -71,7 +73,8 @@ _GUARD = {
 }
 
 
-_BACKENDS = ("numpy", "torch")
+# Exponential matrices from exponentials of small tables (:func:`_exp_tables`) where they fit.
+_USE_TABLES = True
 
 
 def _pad_size(n: np.ndarray) -> np.ndarray:
@@ -79,112 +82,6 @@ def _pad_size(n: np.ndarray) -> np.ndarray:
     n = np.maximum(np.asarray(n, dtype=np.int64), 1)
     q = np.maximum(8, 2 ** np.maximum(np.floor(np.log2(n)).astype(np.int64) - 3, 0))
     return (n + q - 1) // q * q
-
-
-# ---------------------------------------------------------------------------------------------
-# array-namespace shims: the same kernel runs on numpy and torch
-# ---------------------------------------------------------------------------------------------
-class _NumpyOps:
-    is_torch = False
-
-    @staticmethod
-    def amax(x: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
-        return np.max(x, axis=axis, keepdims=True)
-
-    @staticmethod
-    def amin(x: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
-        return np.min(x, axis=axis, keepdims=True)
-
-    @staticmethod
-    def asum(x: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
-        return np.sum(x, axis=axis, keepdims=True)
-
-    @staticmethod
-    def index(idx: np.ndarray) -> np.ndarray:
-        return idx
-
-    @staticmethod
-    def asarray(x: np.ndarray, dtype: np.dtype = np.float64) -> np.ndarray:
-        return np.asarray(x, dtype=dtype)
-
-    @staticmethod
-    def cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-        return x.astype(dtype, copy=False)
-
-    @staticmethod
-    def to_numpy(x: np.ndarray) -> np.ndarray:
-        return x
-
-    @staticmethod
-    def exp_(x: np.ndarray) -> np.ndarray:
-        return np.exp(x, out=x)
-
-    @staticmethod
-    def log_(x: np.ndarray) -> np.ndarray:
-        return np.log(x, out=x)
-
-    @staticmethod
-    def clamp_min_(x: np.ndarray, lo: float) -> np.ndarray:
-        return np.maximum(x, lo, out=x)
-
-
-class _TorchOps:
-    is_torch = True
-
-    def __init__(self, device: Any) -> None:
-        import torch
-
-        self.torch = torch
-        self.device = torch.device("cpu" if device is None else device)
-        self._dt = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
-
-    def amax(self, x: Any, axis: int | tuple[int, ...]) -> Any:
-        return self.torch.amax(x, dim=axis, keepdim=True)
-
-    def amin(self, x: Any, axis: int | tuple[int, ...]) -> Any:
-        return self.torch.amin(x, dim=axis, keepdim=True)
-
-    def asum(self, x: Any, axis: int | tuple[int, ...]) -> Any:
-        return self.torch.sum(x, dim=axis, keepdim=True)
-
-    def index(self, idx: np.ndarray) -> Any:
-        return self.torch.as_tensor(idx, device=self.device)
-
-    def asarray(self, x: np.ndarray, dtype: np.dtype = np.float64) -> Any:
-        return self.torch.as_tensor(
-            np.ascontiguousarray(x),
-            dtype=self._dt[np.dtype(dtype)],
-            device=self.device,
-        )
-
-    def cast(self, x: Any, dtype: np.dtype) -> Any:
-        return x.to(self._dt[np.dtype(dtype)])
-
-    @staticmethod
-    def to_numpy(x: Any) -> np.ndarray:
-        return x.detach().cpu().numpy()
-
-    @staticmethod
-    def exp_(x: Any) -> Any:
-        return x.exp_()
-
-    @staticmethod
-    def log_(x: Any) -> Any:
-        return x.log_()
-
-    @staticmethod
-    def clamp_min_(x: Any, lo: float) -> Any:
-        return x.clamp_(min=lo)
-
-
-def _ops(backend: str, device: Any) -> _NumpyOps | _TorchOps:
-    if backend == "numpy":
-        if device not in (None, "cpu"):
-            raise ValueError(f"backend='numpy' runs on the CPU only; got device={device!r}")
-        return _NumpyOps()
-    if backend == "torch":
-        return _TorchOps(device)
-    raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,6 +103,7 @@ def _kernel_2d_split(
     n_pad: int,
     mm_dtype: np.dtype,
     clamp_w: bool,
+    tables: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Factorised 2-D KDE on a batch of clusters (see the module docstring).
 
@@ -216,6 +114,11 @@ def _kernel_2d_split(
     ``γ - max γ = [κ x_g, 1] @ [y_g; -max γ]`` (``Wa`` (n, n_v, 2), ``Wb`` (n, 2, n_R)).
     All inputs are float64 arrays of the backend.
 
+    With ``tables`` (:func:`~astro_cnnmass.features.exp_tables.exp_tables`) the three
+    exponential matrices are instead assembled from exponentials of small tables (products of
+    their rows), with about a third of the exponentials; ``Xa``/``Ya``/``Yb``/``Xb`` are then
+    unused, ``Wa``/``Wb`` serve the log-domain redo only.
+
     Returns
     -------
     images : ndarray (n, n_v, n_R), float64, normalised to sum 1
@@ -225,8 +128,11 @@ def _kernel_2d_split(
     # is ~10x slower, and each clamped term is off by at most exp(floor), which the
     # underflow guard accounts for
     floor = _exp_floor(mm_dtype)
-    A = ops.exp_(ops.clamp_min_(Xa @ Ya, floor))
-    B = ops.exp_(ops.clamp_min_(Yb @ Xb, floor))
+    if tables is None:
+        A = ops.exp_(ops.clamp_min_(Xa @ Ya, floor))
+        B = ops.exp_(ops.clamp_min_(Yb @ Xb, floor))
+    else:
+        A, B = assemble_tables(ops, tables)
     if mm_dtype != np.dtype(np.float64):
         A = ops.cast(A, mm_dtype)
         B = ops.cast(B, mm_dtype)
@@ -239,10 +145,13 @@ def _kernel_2d_split(
     s_min = ops.to_numpy(ops.amin(S, (1, 2))).reshape(-1)
 
     # fast assembly: J = S exp(γ - max γ)
-    G = Wa @ Wb
-    if clamp_w:
-        G = ops.clamp_min_(G, _exp_floor(np.float64))
-    J = ops.exp_(G)
+    if tables is None:
+        G = Wa @ Wb
+        if clamp_w:
+            G = ops.clamp_min_(G, _exp_floor(np.float64))
+        J = ops.exp_(G)
+    else:
+        J = assemble_gamma(ops, tables)
     J *= S
     j_max = ops.to_numpy(ops.amax(J, (1, 2))).reshape(-1)
     j_sum = ops.asum(J, (1, 2))
@@ -563,18 +472,29 @@ def _process_chunk(
         Wb = np.empty((kt, 2, n_R))
         Wb[:, 0], Wb[:, 1] = yg[t], -g_max[:, None]
         clamp_w = bool(np.any(g_max - corners.min(axis=1) > 700.0))
-        img, good = _kernel_2d_split(
-            ops,
-            ops.asarray(Xa),
-            ops.asarray(Ya),
-            ops.asarray(Yb),
-            ops.asarray(Xb),
-            ops.asarray(Wa),
-            ops.asarray(Wb),
-            P,
-            mm_dtype,
-            clamp_w,
-        )
+        split_terms = (xg, yg, p_a, q_a, u_a, p_b, q_b, u_b)
+        tables, fits = exp_tables(*(a[t] for a in split_terms), kappa[t], g_max, mask[t])
+        if not _USE_TABLES:
+            fits[:] = False
+        img = np.empty((kt, n_v, n_R))
+        good = np.zeros(kt, dtype=bool)
+        for use, part in ((True, np.flatnonzero(fits)), (False, np.flatnonzero(~fits))):
+            if part.size == 0:
+                continue
+            whole = part.size == kt
+            sub = slice(None) if whole else part
+            img_p, good_p = _kernel_2d_split(
+                ops,
+                *(ops.asarray(a[sub]) for a in (Xa, Ya, Yb, Xb, Wa, Wb)),
+                P,
+                mm_dtype,
+                clamp_w,
+                {k_: ops.asarray(a[sub]) for k_, a in tables.items()} if use else None,
+            )
+            if whole:
+                img, good = img_p, good_p
+            else:
+                img[part], good[part] = img_p, good_p
         if t.size == k and good.all():  # the common case: no copy
             images = img
         else:
