@@ -179,8 +179,26 @@ def _members(config: dict, n: int) -> list:
         default_network_config("cnn2d"),
         default_network_config("cnn2d", use_log_n=True),  # model v2: the galaxy count input
         default_network_config("cnn1d", head="point"),
+        # three convolutions, no pooling, no hidden dense layer, no redshift input
+        default_network_config(
+            "cnn2d",
+            conv_channels=[8, 6, 4],
+            kernel_sizes=[3, 3, 5],
+            pool=1,
+            dense=[],
+            use_redshift=False,
+            head="point",
+        ),
+        default_network_config(
+            "cnn1d",
+            conv_channels=[8, 6, 4],
+            kernel_sizes=[3, 3, 5],
+            pool=3,
+            dense=[16],
+            use_log_n=True,
+        ),
     ],
-    ids=["cnn2d", "cnn2d_log_n", "cnn1d_point"],
+    ids=["cnn2d", "cnn2d_log_n", "cnn1d_point", "cnn2d_deep_no_dense", "cnn1d_deep_log_n"],
 )
 def test_grouped_ensemble_equals_member_by_member(config):
     nets = _members(config, 4)
@@ -195,10 +213,10 @@ def test_grouped_ensemble_equals_member_by_member(config):
         out, emb = grouped(x, z, log_n)
         ref = torch.stack([net(x, z, log_n) for net in nets])
         emb_ref = nets[0].embed(x, z, log_n)
-    # the fused first layer is a 1 x k conv2d on channels-last memory (CNN_2D), a different
-    # CPU kernel from the members' conv1d: equal to float32 rounding (bit-identical for CNN_1D)
-    if config["arch"] == "cnn1d":
-        assert torch.equal(out, ref) and torch.equal(emb, emb_ref)
+    # one network: stacked first layer, grouped later convolutions (1 x k conv2d on
+    # channels-last memory for CNN_2D), dense layers batched over the members; other kernels
+    # than the members' own modules, so equal to float32 rounding
+    assert out.shape == ref.shape and emb.shape == emb_ref.shape
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(emb, emb_ref, rtol=1e-5, atol=1e-5)
 
@@ -270,3 +288,23 @@ def test_gpu_benchmark_exits_cleanly_without_a_gpu():
     )
     result = json.loads(out.stdout)
     assert result["benchmark"] == "gpu" and "skipped" in result
+
+
+@pytest.mark.parametrize("n_members", [2, 6])
+def test_grouped_ensemble_block_diagonal_and_grouped_convolutions(n_members):
+    """Few members: block-diagonal later convolutions; many: grouped ones. Both equal."""
+    from astro_cnnmass.model.ensemble import BLOCK_DIAGONAL_MAX_MEMBERS
+
+    config = default_network_config("cnn2d", use_log_n=True)
+    nets = _members(config, n_members)
+    grouped = GroupedEnsemble(nets)
+    expected = 1 if n_members <= BLOCK_DIAGONAL_MAX_MEMBERS else n_members
+    assert grouped.conv_groups == [1, expected]
+    x = torch.rand(40, 48, 48, generator=torch.Generator().manual_seed(3))
+    x = x / x.sum((1, 2), keepdim=True)
+    z, log_n = torch.linspace(-1, 1, 40), torch.full((40,), 1.5)
+    with torch.inference_mode():
+        out, emb = grouped(x, z, log_n)
+        ref = torch.stack([net(x, z, log_n) for net in nets])
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(emb, nets[0].embed(x, z, log_n), rtol=1e-5, atol=1e-5)
