@@ -391,6 +391,8 @@ def _image_distance(model: dict, images: np.ndarray, holder: Any = None) -> np.n
     scale = flat.shape[1]  # mean pixel 1, as in _flat_images
     residual_scale = float(model["residual_scale"])
     orthonormal = _orthonormal_rows(comps, holder)
+    if orthonormal:
+        return _image_distance_orthonormal(model, flat, scale, holder)
     for start in range(0, n, IMAGE_DISTANCE_BLOCK):
         # float64 arithmetic block by block (float32 images are not copied whole)
         X = np.multiply(flat[start : start + IMAGE_DISTANCE_BLOCK], scale, dtype=np.float64)
@@ -410,6 +412,52 @@ def _image_distance(model: dict, images: np.ndarray, holder: Any = None) -> np.n
         block = out[start : start + IMAGE_DISTANCE_BLOCK]
         block[good] = np.sqrt(d2)
     return out
+
+
+def _image_distance_orthonormal(
+    model: dict, flat: np.ndarray, scale: float, holder: Any = None
+) -> np.ndarray:
+    """:func:`_image_distance` for orthonormal components, without forming ``x - mean``.
+
+    With ``V = x @ [Cᵀ | m]`` (one product per block): ``P dx = V[:, :k] - C m`` and
+    ``|dx|² = |x|² - 2 x·m + |m|²``, so a block costs one pass to scale the images to float64,
+    one for ``|x|²`` and the product, instead of also subtracting the mean image and reading
+    the differences twice. ``|x|²`` and ``|m|²`` are ~2304 × the mean squared pixel while
+    ``|dx|²`` is of the order of the residual scale, so the expansion loses ~1e-15 relative.
+    A non-finite pixel makes the row's products non-finite: such rows give NaN, as before.
+    """
+    n = flat.shape[0]
+    out = np.full(n, np.nan)
+    W, mean_proj, mean_sq, variances = _projection_arrays(model, holder)
+    k = mean_proj.size
+    residual_scale = float(model["residual_scale"])
+    for start in range(0, n, IMAGE_DISTANCE_BLOCK):
+        X = np.multiply(flat[start : start + IMAGE_DISTANCE_BLOCK], scale, dtype=np.float64)
+        V = X @ W  # (rows, k + 1)
+        proj = V[:, :k] - mean_proj
+        resid = np.einsum("ij,ij->i", X, X) - 2.0 * V[:, k] + mean_sq
+        resid -= np.einsum("ij,ij->i", proj, proj)
+        np.maximum(resid, 0.0, out=resid)  # NaN stays NaN
+        d2 = (proj**2 / variances).sum(axis=1)
+        d2 += resid / residual_scale
+        block = out[start : start + IMAGE_DISTANCE_BLOCK]
+        block[:] = np.where(np.isfinite(d2), np.sqrt(np.abs(d2)), np.nan)
+    return out
+
+
+def _projection_arrays(model: dict, holder: Any = None) -> tuple[np.ndarray, ...]:
+    """``([Cᵀ | m], C m, |m|², variances)`` of an image model, cached on ``holder``."""
+    cache = getattr(holder, "_ood_projection_cache", None)
+    if cache is not None and cache[0] is model:
+        return cache[1]
+    mean, comps, variances = _model_arrays(model, ("mean", "components", "variances"), holder)
+    mean = np.asarray(mean, dtype=np.float64)
+    comps = np.asarray(comps, dtype=np.float64)
+    W = np.ascontiguousarray(np.concatenate([comps.T, mean[:, None]], axis=1))
+    arrays = (W, comps @ mean, float(mean @ mean), np.asarray(variances, dtype=np.float64))
+    if holder is not None:
+        holder._ood_projection_cache = (model, arrays)
+    return arrays
 
 
 def _orthonormal_rows(comps: np.ndarray, holder: Any = None) -> bool:
