@@ -342,6 +342,30 @@ def kde_images(
     return images, valid
 
 
+def _rank3_factors(
+    t: np.ndarray,
+    xg: np.ndarray,
+    yg: np.ndarray,
+    p_a: np.ndarray,
+    q_a: np.ndarray,
+    u_a: np.ndarray,
+    p_b: np.ndarray,
+    q_b: np.ndarray,
+    u_b: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``Xa, Ya, Yb, Xb`` of :func:`_kernel_2d_split` for the clusters ``t`` of a chunk."""
+    kt, n_v, n_R, P = t.size, xg.shape[1], yg.shape[1], p_a.shape[1]
+    Xa = np.empty((kt, n_v, 3))
+    Xa[:, :, 0], Xa[:, :, 1], Xa[:, :, 2] = xg[t], u_a[t], 1.0
+    Ya = np.empty((kt, 3, P))
+    Ya[:, 0], Ya[:, 1], Ya[:, 2] = p_a[t], 1.0, q_a[t]
+    Yb = np.empty((kt, P, 3))
+    Yb[:, :, 0], Yb[:, :, 1], Yb[:, :, 2] = p_b[t], 1.0, q_b[t]
+    Xb = np.empty((kt, 3, n_R))
+    Xb[:, 0], Xb[:, 1], Xb[:, 2] = yg[t], u_b[t], 1.0
+    return Xa, Ya, Yb, Xb
+
+
 def _process_chunk(
     R: np.ndarray,
     v: np.ndarray,
@@ -448,14 +472,6 @@ def _process_chunk(
             break
         t = todo
         kt = t.size
-        Xa = np.empty((kt, n_v, 3))
-        Xa[:, :, 0], Xa[:, :, 1], Xa[:, :, 2] = xg[t], u_a[t], 1.0
-        Ya = np.empty((kt, 3, P))
-        Ya[:, 0], Ya[:, 1], Ya[:, 2] = p_a[t], 1.0, q_a[t]
-        Yb = np.empty((kt, P, 3))
-        Yb[:, :, 0], Yb[:, :, 1], Yb[:, :, 2] = p_b[t], 1.0, q_b[t]
-        Xb = np.empty((kt, 3, n_R))
-        Xb[:, 0], Xb[:, 1], Xb[:, 2] = yg[t], u_b[t], 1.0
         # γ = κ x_g y_g is bilinear: its extremes over the grid are at the corners
         corners = kappa[t] * np.stack(
             [
@@ -483,13 +499,21 @@ def _process_chunk(
                 continue
             whole = part.size == kt
             sub = slice(None) if whole else part
+            if use:  # the rank-3 exponent factors are not needed
+                factors = (None,) * 4
+                part_tables = {k_: ops.asarray(a[sub]) for k_, a in tables.items()}
+            else:
+                factors = tuple(ops.asarray(a) for a in _rank3_factors(t[part], *split_terms))
+                part_tables = None
             img_p, good_p = _kernel_2d_split(
                 ops,
-                *(ops.asarray(a[sub]) for a in (Xa, Ya, Yb, Xb, Wa, Wb)),
+                *factors,
+                ops.asarray(Wa[sub]),
+                ops.asarray(Wb[sub]),
                 P,
                 mm_dtype,
                 clamp_w,
-                {k_: ops.asarray(a[sub]) for k_, a in tables.items()} if use else None,
+                part_tables,
             )
             if whole:
                 img, good = img_p, good_p
