@@ -153,16 +153,17 @@ def _kernel_2d_split(
     else:
         J = assemble_gamma(ops, tables)
     J *= S
-    j_max = ops.to_numpy(ops.amax(J, (1, 2))).reshape(-1)
     j_sum = ops.asum(J, (1, 2))
     J /= j_sum
     images = ops.to_numpy(J)
     j_sum = ops.to_numpy(j_sum).reshape(-1)
     ok = np.isfinite(j_sum) & (j_sum > 0)
     # Clusters where a pixel may have lost terms to clamping / underflow (S < tiny / rtol) or
-    # where J itself may have underflowed (tiny maximum) are redone in the log domain, which
-    # also decides whether the lost terms matter.
-    redo = np.flatnonzero(ok & ((s_min < tiny / rtol) | (j_max < 1e-100)))
+    # where J itself may have underflowed (a tiny maximum: every cluster whose maximum is
+    # below 1e-100 has a sum below 1e-100 x the pixel count) are redone in the log domain,
+    # which also decides whether the lost terms matter.
+    n_pixels = images.shape[1] * images.shape[2]
+    redo = np.flatnonzero(ok & ((s_min < tiny / rtol) | (j_sum < 1e-100 * n_pixels)))
     if redo.size:
         idx = ops.index(redo)
         S_r = S[idx]
