@@ -27,7 +27,11 @@ at grid point g is::
 with ``α = -s/2 dx² - κ y_i dx``, ``β = -s/2 dy² - κ x_i y_g`` and ``γ = κ x_g y_g``. Hence
 ``density(g) = exp(γ_g) Σ_i exp(α) exp(β)``: two ``(n_v, N)`` / ``(N, n_R)`` exponential
 matrices per cluster and one batched matrix product (clusters grouped by N into buckets padded
-to a common length, padding zero-weighted). ``α`` and ``β`` are shifted by analytic upper
+to a common length, padding zero-weighted). Because the grids are uniform, the exponential
+matrices themselves are products of exponentials of small tables (a coarse and a fine part of
+each grid coordinate: :mod:`~astro_cnnmass.features.exp_tables`), for every cluster whose
+factors stay inside the float64 range; the others take the exponentials element by element.
+``α`` and ``β`` are shifted by analytic upper
 bounds so both matrices are <= 1 (no overflow); the image is assembled as
 ``S · exp(γ − max γ)`` and normalised. Exponents below log(tiny) are clamped (exp() of
 subnormal results is ~10× slower); an a-posteriori bound on the terms lost to clamping /
