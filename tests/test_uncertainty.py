@@ -315,3 +315,29 @@ def test_image_ood_model_flags_images_unlike_the_training_set():
     R, v, off = pack(rings, spikes)
     odd, _ = kde_images(R, v, off, FeatureConfig())
     assert np.all(_image_distance(model, odd) / model["threshold"] > 1)
+
+
+def test_image_distance_equals_the_direct_formula_and_flags_bad_rows():
+    """The expanded distance (no x - mean) equals the textbook one; bad rows give NaN."""
+    from astro_cnnmass.uncertainty.ood import _image_distance, fit_image_ood_model
+
+    rng = np.random.default_rng(5)
+    images = rng.random((400, 48, 48)) ** 4
+    images /= images.sum(axis=(1, 2), keepdims=True)
+    model = fit_image_ood_model(images[:300], images[300:], n_components=6)
+    test = images[:90].astype(np.float32)
+    test[3] = np.nan
+    test[7, 3, 3] = np.inf
+    test[8, 0, 0] = -np.inf
+    got = _image_distance(model, test)
+
+    x = test.reshape(90, -1).astype(np.float64) * test[0].size
+    with np.errstate(invalid="ignore", over="ignore"):  # the bad rows
+        dx = x - model["mean"]
+        proj = dx @ np.asarray(model["components"]).T
+        resid = ((dx - proj @ np.asarray(model["components"])) ** 2).sum(axis=1)
+        d2 = (proj**2 / model["variances"]).sum(axis=1) + resid / model["residual_scale"]
+    want = np.sqrt(d2)
+    bad = [3, 7, 8]
+    assert np.isnan(got[bad]).all() and np.isfinite(np.delete(got, bad)).all()
+    np.testing.assert_allclose(np.delete(got, bad), np.delete(want, bad), rtol=1e-10)

@@ -77,7 +77,7 @@ _GUARD = {
 }
 
 
-# Exponential matrices from exponentials of small tables (:func:`_exp_tables`) where they fit.
+# Exponential matrices from exponentials of small tables (features.exp_tables) where they fit.
 _USE_TABLES = True
 
 
@@ -138,6 +138,9 @@ def _kernel_2d_split(
     else:
         A, B = assemble_tables(ops, tables)
     if mm_dtype != np.dtype(np.float64):
+        if tables is not None:  # as the clamped exponents: no subnormal float32 products
+            A = ops.clamp_min_(A, math.exp(floor))
+            B = ops.clamp_min_(B, math.exp(floor))
         A = ops.cast(A, mm_dtype)
         B = ops.cast(B, mm_dtype)
     S = A @ B  # (n, n_v, n_R); every term <= 1

@@ -7,7 +7,8 @@ whole ensemble runs as one network with the members side by side along the chann
   convolution with the members' filters stacked along its output channels (one larger,
   better-shaped matrix product instead of one small product per member);
 * every later convolution is a *grouped* convolution (``groups`` = number of members): member
-  ``j``'s filters read only member ``j``'s channels;
+  ``j``'s filters read only member ``j``'s channels (for up to ``BLOCK_DIAGONAL_MAX_MEMBERS``
+  members, one dense convolution with block-diagonal weights, which is faster there);
 * pooling runs on all channels at once; the dense layers and the head are batched matrix
   products over the members (``baddbmm`` with the members' stacked weights).
 
@@ -50,8 +51,9 @@ class GroupedEnsemble(nn.Module):
     Parameters
     ----------
     networks : sequence of astro_cnnmass.model.networks.CNNMassNet
-        The members (same configuration, same device); the first-layer weights are copied
-        (stacked), the other modules are shared with the members.
+        The members (same configuration, same device); all their weights are copied into
+        stacked buffers (on the members' device), so later changes to the members are not
+        seen.
 
     Notes
     -----
@@ -72,7 +74,6 @@ class GroupedEnsemble(nn.Module):
         for net in networks[1:]:
             if net.config != networks[0].config:
                 raise ValueError("all members of a grouped ensemble must share their config")
-        self.members = nn.ModuleList(networks)
         self.n_members = len(networks)
         convs = [net.conv_layers for net in networks]
         self.paddings = [int(layer.padding[0]) for layer in convs[0]]

@@ -425,7 +425,8 @@ def _image_distance_orthonormal(
     one for ``|x|²`` and the product, instead of also subtracting the mean image and reading
     the differences twice. ``|x|²`` and ``|m|²`` are ~2304 × the mean squared pixel while
     ``|dx|²`` is of the order of the residual scale, so the expansion loses ~1e-15 relative.
-    A non-finite pixel makes the row's products non-finite: such rows give NaN, as before.
+    Rows with a non-finite pixel give NaN, as before: such a pixel makes ``x·m`` non-finite
+    whatever the mean image (NaN, ±inf, or inf x 0 = NaN), and for finite images it is finite.
     """
     n = flat.shape[0]
     out = np.full(n, np.nan)
@@ -434,15 +435,17 @@ def _image_distance_orthonormal(
     residual_scale = float(model["residual_scale"])
     for start in range(0, n, IMAGE_DISTANCE_BLOCK):
         X = np.multiply(flat[start : start + IMAGE_DISTANCE_BLOCK], scale, dtype=np.float64)
-        V = X @ W  # (rows, k + 1)
-        proj = V[:, :k] - mean_proj
-        resid = np.einsum("ij,ij->i", X, X) - 2.0 * V[:, k] + mean_sq
-        resid -= np.einsum("ij,ij->i", proj, proj)
-        np.maximum(resid, 0.0, out=resid)  # NaN stays NaN
-        d2 = (proj**2 / variances).sum(axis=1)
-        d2 += resid / residual_scale
+        with np.errstate(invalid="ignore", over="ignore"):  # rows with non-finite pixels
+            V = X @ W  # (rows, k + 1)
+            proj = V[:, :k] - mean_proj
+            resid = np.einsum("ij,ij->i", X, X) - 2.0 * V[:, k] + mean_sq
+            resid -= np.einsum("ij,ij->i", proj, proj)
+            np.maximum(resid, 0.0, out=resid)  # NaN stays NaN
+            d2 = (proj**2 / variances).sum(axis=1)
+            d2 += resid / residual_scale
         block = out[start : start + IMAGE_DISTANCE_BLOCK]
-        block[:] = np.where(np.isfinite(d2), np.sqrt(np.abs(d2)), np.nan)
+        good = np.isfinite(V[:, k])
+        block[good] = np.sqrt(d2[good])
     return out
 
 
