@@ -15,8 +15,10 @@ whole ensemble runs as one network with the members side by side along the chann
 For CNN_2D the convolutions run as 1 × k ``conv2d`` on channels-last memory, which is the
 images' own layout of (clusters, radial bins as channels, 1, velocity bins): no transposed
 copy of the input, and no copy of each member's slice between the layers. On the 2-core CPU
-this is ~1.8× the previous grouped pass, which evaluated the members' own modules after the
-fused first layer on contiguous copies of their slices (issue 14; ``benchmarks``).
+the network alone (512-image micro-batches of the bundled three-member model) runs ~1.8× as
+fast as the previous grouped pass, which evaluated the members' own modules after the fused
+first layer on contiguous copies of their slices; ``estimate_catalog`` gained ~15 % (issue
+14, ``docs/performance.rst``).
 
 The kernels sum the same products in other orders than the members' own modules, so the
 grouped pass agrees with the member-by-member pass to float32 rounding (~1e-6 relative,
