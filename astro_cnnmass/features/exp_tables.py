@@ -24,6 +24,17 @@ def grid_factors(n: int) -> tuple[int, int]:
 
     The fine factor is the inner (contiguous) axis of the assembled products, so it is the
     larger one (8 for a 48-point grid).
+
+    Parameters
+    ----------
+    n : int
+        Number of grid points (>= 1).
+
+    Returns
+    -------
+    n_hi, n_lo : int
+        Coarse and fine factor; a grid index is ``n_lo * a + b`` with ``a < n_hi``,
+        ``b < n_lo``.
     """
     n_lo = min(d for d in range(1, n + 1) if n % d == 0 and d * d >= n)
     return n // n_lo, n_lo
@@ -129,7 +140,21 @@ def exp_tables(
 
 
 def assemble_tables(ops: Any, tables: dict[str, Any]) -> tuple[Any, Any]:
-    """The exponential matrices ``A`` (n, n_v, P) and ``B`` (n, P, n_R) from their tables."""
+    """The exponential matrices ``A`` (n, n_v, P) and ``B`` (n, P, n_R) from their tables.
+
+    Parameters
+    ----------
+    ops : array namespace of ``astro_cnnmass.features.array_ops``
+        The backend (numpy, or torch on a device) that holds the tables.
+    tables : dict
+        The log-tables of :func:`exp_tables`, as arrays of that backend; the ``a_*`` and
+        ``b_*`` entries are exponentiated in place.
+
+    Returns
+    -------
+    A, B : arrays of the backend, float64
+        ``A[g, i] = exp(α'_gi)`` and ``B[i, k] = exp(β'_ik)`` (padding columns / rows are 0).
+    """
     a_hi, a_lo = ops.exp_(tables["a_hi"]), ops.exp_(tables["a_lo"])
     n, n_hi, P = a_hi.shape
     A = (a_hi[:, :, None, :] * a_lo[:, None, :, :]).reshape(n, n_hi * a_lo.shape[1], P)
@@ -143,7 +168,21 @@ def assemble_tables(ops: Any, tables: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def assemble_gamma(ops: Any, tables: dict[str, Any]) -> Any:
-    """``exp(γ - max γ)``, shape (n, n_v, n_R), from its tables."""
+    """``exp(γ - max γ)``, shape (n, n_v, n_R), from its tables.
+
+    Parameters
+    ----------
+    ops : array namespace of ``astro_cnnmass.features.array_ops``
+        The backend that holds the tables.
+    tables : dict
+        The log-tables of :func:`exp_tables`; the ``gamma_*`` entries are exponentiated in
+        place.
+
+    Returns
+    -------
+    array of the backend, float64, shape (n, n_v, n_R)
+        Every element <= 1 (the shift by ``max γ``).
+    """
     g_hi, g_lo = ops.exp_(tables["gamma_hi"]), ops.exp_(tables["gamma_lo"])
     n, n_hi, n_R = g_hi.shape
     return (g_hi[:, :, None, :] * g_lo[:, None, :, :]).reshape(n, n_hi * g_lo.shape[1], n_R)
