@@ -12,11 +12,11 @@ kernels) keep the direct exponentials.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["assemble_gamma", "assemble_tables", "exp_tables", "grid_factors"]
+__all__ = ["SplitTerms", "assemble_gamma", "assemble_tables", "exp_tables", "grid_factors"]
 
 
 def grid_factors(n: int) -> tuple[int, int]:
@@ -40,15 +40,31 @@ def grid_factors(n: int) -> tuple[int, int]:
     return n // n_lo, n_lo
 
 
+class SplitTerms(NamedTuple):
+    """The terms of a chunk's split exponents (module docstring of ``features.kde``).
+
+    ``xg``, ``yg`` (k, n_v), (k, n_R): scaled grid coordinates (uniform along axis 1);
+    ``p_a``, ``q_a``, ``p_b``, ``q_b`` (k, P): galaxy terms (padding: ``p = 0``,
+    ``q = -inf``); ``u_a``, ``u_b`` (k, n_v), (k, n_R): grid terms (<= 0), with
+    ``α' = u_g + x_g p_i + q_i`` and ``β' = u'_k + y_k p'_i + q'_i``.
+    """
+
+    xg: np.ndarray
+    yg: np.ndarray
+    p_a: np.ndarray
+    q_a: np.ndarray
+    u_a: np.ndarray
+    p_b: np.ndarray
+    q_b: np.ndarray
+    u_b: np.ndarray
+
+    def take(self, rows: Any) -> SplitTerms:
+        """The terms of the clusters ``rows`` (an index array or mask along axis 0)."""
+        return SplitTerms(*(a[rows] for a in self))
+
+
 def exp_tables(
-    xg: np.ndarray,
-    yg: np.ndarray,
-    p_a: np.ndarray,
-    q_a: np.ndarray,
-    u_a: np.ndarray,
-    p_b: np.ndarray,
-    q_b: np.ndarray,
-    u_b: np.ndarray,
+    terms: SplitTerms,
     kappa: np.ndarray,
     g_max: np.ndarray,
     mask: np.ndarray,
@@ -67,12 +83,8 @@ def exp_tables(
 
     Parameters
     ----------
-    xg, yg : ndarray, shape (k, n_v), (k, n_R)
-        Scaled grid coordinates (uniform along axis 1).
-    p_a, q_a, p_b, q_b : ndarray, shape (k, P)
-        Galaxy terms of the split exponents (padding: ``p = 0``, ``q = -inf``).
-    u_a, u_b : ndarray, shape (k, n_v), (k, n_R)
-        Grid terms (<= 0).
+    terms : SplitTerms
+        The split exponents' terms of the k clusters.
     kappa, g_max : ndarray, shape (k, 1), (k,)
         Kernel coupling ``κ`` and the maximum of ``γ`` over the grid.
     mask : ndarray of bool, shape (k, P)
@@ -91,6 +103,7 @@ def exp_tables(
         itself, and nothing overflows. The other clusters take the direct split.
     """
     lim = 700.0
+    xg, yg, p_a, q_a, u_a, p_b, q_b, u_b = terms
 
     def coarse_fine(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n_hi, n_lo = grid_factors(grid.shape[1])

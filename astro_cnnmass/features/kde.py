@@ -49,7 +49,7 @@ import numpy as np
 
 from .array_ops import _ops
 from .config import MIN_GALAXIES, FeatureConfig, _check_flat, _normalise_dtype
-from .exp_tables import assemble_gamma, assemble_tables, exp_tables
+from .exp_tables import SplitTerms, assemble_gamma, assemble_tables, exp_tables
 
 __all__ = ["kde_image", "kde_images"]
 
@@ -350,27 +350,18 @@ def kde_images(
     return images, valid
 
 
-def _rank3_factors(
-    t: np.ndarray,
-    xg: np.ndarray,
-    yg: np.ndarray,
-    p_a: np.ndarray,
-    q_a: np.ndarray,
-    u_a: np.ndarray,
-    p_b: np.ndarray,
-    q_b: np.ndarray,
-    u_b: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``Xa, Ya, Yb, Xb`` of :func:`_kernel_2d_split` for the clusters ``t`` of a chunk."""
-    kt, n_v, n_R, P = t.size, xg.shape[1], yg.shape[1], p_a.shape[1]
+def _rank3_factors(terms: SplitTerms) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``Xa, Ya, Yb, Xb`` of :func:`_kernel_2d_split` for the clusters of ``terms``."""
+    xg, yg, p_a, q_a, u_a, p_b, q_b, u_b = terms
+    kt, n_v, n_R, P = xg.shape[0], xg.shape[1], yg.shape[1], p_a.shape[1]
     Xa = np.empty((kt, n_v, 3))
-    Xa[:, :, 0], Xa[:, :, 1], Xa[:, :, 2] = xg[t], u_a[t], 1.0
+    Xa[:, :, 0], Xa[:, :, 1], Xa[:, :, 2] = xg, u_a, 1.0
     Ya = np.empty((kt, 3, P))
-    Ya[:, 0], Ya[:, 1], Ya[:, 2] = p_a[t], 1.0, q_a[t]
+    Ya[:, 0], Ya[:, 1], Ya[:, 2] = p_a, 1.0, q_a
     Yb = np.empty((kt, P, 3))
-    Yb[:, :, 0], Yb[:, :, 1], Yb[:, :, 2] = p_b[t], 1.0, q_b[t]
+    Yb[:, :, 0], Yb[:, :, 1], Yb[:, :, 2] = p_b, 1.0, q_b
     Xb = np.empty((kt, 3, n_R))
-    Xb[:, 0], Xb[:, 1], Xb[:, 2] = yg[t], u_b[t], 1.0
+    Xb[:, 0], Xb[:, 1], Xb[:, 2] = yg, u_b, 1.0
     return Xa, Ya, Yb, Xb
 
 
@@ -496,8 +487,8 @@ def _process_chunk(
         Wb = np.empty((kt, 2, n_R))
         Wb[:, 0], Wb[:, 1] = yg[t], -g_max[:, None]
         clamp_w = bool(np.any(g_max - corners.min(axis=1) > 700.0))
-        split_terms = (xg, yg, p_a, q_a, u_a, p_b, q_b, u_b)
-        tables, fits = exp_tables(*(a[t] for a in split_terms), kappa[t], g_max, mask[t])
+        terms = SplitTerms(xg, yg, p_a, q_a, u_a, p_b, q_b, u_b).take(t)
+        tables, fits = exp_tables(terms, kappa[t], g_max, mask[t])
         if not _USE_TABLES:
             fits[:] = False
         img = np.empty((kt, n_v, n_R))
@@ -511,7 +502,7 @@ def _process_chunk(
                 factors = (None,) * 4
                 part_tables = {k_: ops.asarray(a[sub]) for k_, a in tables.items()}
             else:
-                factors = tuple(ops.asarray(a) for a in _rank3_factors(t[part], *split_terms))
+                factors = tuple(ops.asarray(a) for a in _rank3_factors(terms.take(part)))
                 part_tables = None
             img_p, good_p = _kernel_2d_split(
                 ops,
